@@ -1,0 +1,5 @@
+"""Backends: one module per array library, registered by ``knetapi`` on import.
+
+Each module declares ``NAME``, ``ARRAY_TYPES``, ``namespace()`` and ``OVERRIDES``
+(see knetapi.registry). Installed as ``knetapi.backends``.
+"""

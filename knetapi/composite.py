@@ -1,0 +1,161 @@
+"""Standard functions built from primitives when an argument is traced.
+
+On raw arrays each runs the backend's own function (same values as the backend); on traced values
+it is written with primitives, so it needs no derivative rule of its own and works at any order.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from . import registry
+from .rules import PRIMITIVES as P
+from .traced import Traced, strip
+
+
+def _traced(*args) -> bool:
+    return any(type(a) is Traced for a in args)
+
+
+def _raw_ns(*args):
+    """The raw namespace of the backend owning ``args`` (the default backend if none)."""
+    return (registry.backend_of_arrays([strip(a) for a in args]) or registry.default_backend()).ns
+
+
+def astype(x, dtype, /, *, copy: bool = True, device=None):
+    xp = _raw_ns(x)
+    if _traced(x) and xp.isdtype(dtype, "real floating") and xp.isdtype(x.dtype, "real floating"):
+        return P["astype"](x, dtype, copy=copy, device=device)
+    return xp.astype(strip(x), dtype, copy=copy, device=device)   # to an integer dtype: no gradient
+
+
+def asarray(obj, /, *, dtype=None, device=None, copy=None):
+    if type(obj) is Traced:
+        return obj if dtype is None or dtype == obj.dtype else astype(obj, dtype)
+    xp = _raw_ns(obj) if registry.owner(type(obj)) else registry.default_backend().ns
+    return xp.asarray(obj, dtype=dtype, device=device, copy=copy)
+
+
+def clip(x, /, min=None, max=None):
+    return P["clip"](x, min, max)
+
+
+def concat(arrays: Sequence, /, *, axis: int | None = 0):
+    return P["concat"](*arrays, axis=axis)
+
+
+def stack(arrays: Sequence, /, *, axis: int = 0):
+    if not _traced(*arrays):
+        return _raw_ns(*arrays).stack(list(arrays), axis=axis)
+    return P["concat"](*[P["expand_dims"](a, axis=axis) for a in arrays], axis=axis)
+
+
+def unstack(x, /, *, axis: int = 0) -> tuple:
+    if not _traced(x):
+        return _raw_ns(x).unstack(x, axis=axis)
+    axis %= x.ndim
+    return tuple(x[(slice(None),) * axis + (i,)] for i in range(x.shape[axis]))
+
+
+def moveaxis(x, source, destination, /):
+    if not _traced(x):
+        return _raw_ns(x).moveaxis(x, source, destination)
+    src = [s % x.ndim for s in (source if isinstance(source, tuple) else (source,))]
+    dst = [d % x.ndim for d in (destination if isinstance(destination, tuple) else (destination,))]
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return P["permute_dims"](x, tuple(order))
+
+
+def broadcast_arrays(*arrays) -> list:
+    if not _traced(*arrays):
+        return _raw_ns(*arrays).broadcast_arrays(*arrays)
+    shape = _raw_ns(*arrays).broadcast_shapes(*(tuple(a.shape) for a in arrays))
+    return [P["broadcast_to"](a, shape) for a in arrays]
+
+
+def meshgrid(*arrays, indexing: str = "xy") -> list:
+    if not _traced(*arrays):
+        return _raw_ns(*arrays).meshgrid(*arrays, indexing=indexing)
+    sizes = [a.shape[0] for a in arrays]
+    if indexing == "xy" and len(arrays) > 1:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    out = []
+    for i, a in enumerate(arrays):
+        axis = {0: 1, 1: 0}.get(i, i) if indexing == "xy" and len(arrays) > 1 else i
+        shape = [1] * len(arrays)
+        shape[axis] = a.shape[0]
+        out.append(P["broadcast_to"](P["reshape"](a, tuple(shape)), tuple(sizes)))
+    return out
+
+
+def tile(x, repetitions: tuple, /):
+    if not _traced(x):
+        return _raw_ns(x).tile(x, repetitions)
+    n = max(x.ndim, len(repetitions))
+    shape = (1,) * (n - x.ndim) + tuple(x.shape)
+    reps = (1,) * (n - len(repetitions)) + tuple(repetitions)
+    spread = P["reshape"](x, tuple(d for s in shape for d in (1, s)))
+    spread = P["broadcast_to"](spread, tuple(d for r, s in zip(reps, shape) for d in (r, s)))
+    return P["reshape"](spread, tuple(r * s for r, s in zip(reps, shape)))
+
+
+def repeat(x, repeats, /, *, axis: int | None = None):
+    if not _traced(x):
+        return _raw_ns(x).repeat(x, strip(repeats), axis=axis)
+    xp = _raw_ns(x)
+    if axis is None:
+        x, axis = P["reshape"](x, (-1,)), 0
+    index = xp.repeat(xp.arange(x.shape[axis]), strip(repeats))
+    return P["take"](x, index, axis=axis)
+
+
+def diff(x, /, *, axis: int = -1, n: int = 1, prepend=None, append=None):
+    if not _traced(x, prepend, append):
+        return _raw_ns(x).diff(x, axis=axis, n=n, prepend=prepend, append=append)
+    parts = [p for p in (prepend, x, append) if p is not None]
+    if len(parts) > 1:
+        x = P["concat"](*parts, axis=axis)
+    axis %= x.ndim
+    head = (slice(None),) * axis
+    for _ in range(n):
+        x = x[head + (slice(1, None),)] - x[head + (slice(None, -1),)]
+    return x
+
+
+def tensordot(x1, x2, /, *, axes=2):
+    if not _traced(x1, x2):
+        return _raw_ns(x1, x2).tensordot(x1, x2, axes=axes)
+    if isinstance(axes, int):
+        a1 = tuple(range(x1.ndim - axes, x1.ndim))
+        a2 = tuple(range(axes))
+    else:
+        a1 = tuple(a % x1.ndim for a in axes[0])
+        a2 = tuple(a % x2.ndim for a in axes[1])
+    free1 = tuple(a for a in range(x1.ndim) if a not in a1)
+    free2 = tuple(a for a in range(x2.ndim) if a not in a2)
+    k = math.prod(x1.shape[a] for a in a1)
+    left = P["reshape"](P["permute_dims"](x1, free1 + a1), (-1, k))
+    right = P["reshape"](P["permute_dims"](x2, a2 + free2), (k, -1))
+    shape = tuple(x1.shape[a] for a in free1) + tuple(x2.shape[a] for a in free2)
+    return P["reshape"](left @ right, shape)
+
+
+def vecdot(x1, x2, /, *, axis: int = -1):
+    if not _traced(x1, x2):
+        return _raw_ns(x1, x2).vecdot(x1, x2, axis=axis)
+    return P["sum"](x1 * x2, axis=axis)
+
+
+def outer(x1, x2, /) -> Any:
+    """The outer product of two 1-d arrays: (m,), (n,) -> (m, n). (The standard's ``linalg.outer``.)"""
+    if not _traced(x1, x2):
+        return _raw_ns(x1, x2).linalg.outer(x1, x2)
+    return P["reshape"](x1, (-1, 1)) * P["reshape"](x2, (1, -1))
+
+
+COMPOSITES = {f.__name__: f for f in (
+    astype, asarray, clip, concat, stack, unstack, moveaxis, broadcast_arrays, meshgrid, tile,
+    repeat, diff, tensordot, vecdot, outer)}

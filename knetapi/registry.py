@@ -1,0 +1,145 @@
+"""The backend registry: which backend owns an array type, like multiple dispatch on argument types.
+
+A backend is a module that declares
+
+- ``NAME``: a short name (``"numpy"``),
+- ``ARRAY_TYPES``: the array types it owns (subclasses resolve to the most specific registered type),
+- ``namespace()``: its raw Array API namespace (normally from ``array_api_compat``),
+- ``OVERRIDES``: a dict from op name to a faster implementation of that op on raw arrays
+  (for example ``scatter_add``); ops it does not override use the generic standard-only code.
+
+``register_backend(module)`` checks those attributes and makes the backend visible to dispatch.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import ModuleType
+from typing import Any, Callable
+
+REQUIRED_ATTRIBUTES = ("NAME", "ARRAY_TYPES", "namespace", "OVERRIDES")
+
+_lock = threading.Lock()
+_backends: dict[str, "Backend"] = {}
+_owner_of_type: dict[type, "Backend"] = {}   # registered types and cached subclass lookups
+
+SCALAR_TYPES = (bool, int, float, complex)
+
+
+class Backend:
+    """A registered backend: its raw namespace, the ops it overrides and its recording namespace."""
+
+    __slots__ = ("name", "array_types", "ns", "overrides", "raw_ops", "_recording", "module")
+
+    def __init__(self, module: ModuleType):
+        self.module = module
+        self.name: str = module.NAME
+        self.array_types: tuple[type, ...] = tuple(module.ARRAY_TYPES)
+        self.ns = module.namespace()
+        self.overrides: dict[str, Callable[..., Any]] = dict(module.OVERRIDES)
+        self.raw_ops: dict[str, Callable[..., Any]] = {}   # primitive name -> callable on raw arrays
+        self._recording = None
+
+    @property
+    def recording(self):
+        """This backend's recording namespace (knetapi.namespace.RecordingNamespace)."""
+        if self._recording is None:
+            from .namespace import RecordingNamespace
+            self._recording = RecordingNamespace(self)
+        return self._recording
+
+    def __repr__(self) -> str:
+        return f"<knetapi backend {self.name!r}>"
+
+
+def register_backend(module: ModuleType) -> Backend:
+    """Register a backend module (see this module's docstring for what it must declare)."""
+    missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(module, a)]
+    if missing:
+        raise TypeError(f"backend module {getattr(module, '__name__', module)!r} lacks the "
+                        f"attribute(s) {', '.join(missing)} that register_backend requires")
+    backend = Backend(module)
+    with _lock:
+        _backends[backend.name] = backend
+        for t in backend.array_types:
+            _owner_of_type[t] = backend
+        # a new registration can change which backend is most specific for a cached subclass
+        for t in [t for t in _owner_of_type if t not in _registered_types()]:
+            del _owner_of_type[t]
+    return backend
+
+
+def _registered_types() -> set[type]:
+    return {t for b in _backends.values() for t in b.array_types}
+
+
+def backends() -> dict[str, Backend]:
+    """The registered backends by name."""
+    return dict(_backends)
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return _backends[name]
+    except KeyError:
+        raise ValueError(f"no backend named {name!r}; registered: {sorted(_backends)}") from None
+
+
+def owner(t: type) -> Backend | None:
+    """The backend owning array type ``t`` (most specific registered base class), or None."""
+    b = _owner_of_type.get(t)
+    if b is not None:
+        return b
+    for base in t.__mro__[1:]:
+        b = _owner_of_type.get(base)
+        if b is not None:
+            with _lock:
+                _owner_of_type[t] = b
+            return b
+    return None
+
+
+def describe(x: Any) -> str:
+    t = type(x)
+    return f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__qualname__
+
+
+def backend_of_arrays(args, what: str = "this function") -> Backend | None:
+    """The one backend owning the arrays among ``args`` (Python scalars and None are skipped).
+
+    Raises TypeError for a non-array argument or for arrays of two different backends."""
+    found = None
+    for a in args:
+        b = _owner_of_type.get(type(a))
+        if b is None:
+            if a is None or isinstance(a, SCALAR_TYPES):
+                continue
+            b = owner(type(a))
+            if b is None:
+                raise TypeError(f"{what}: expected an array of a registered backend "
+                                f"({', '.join(sorted(_backends))}) or a Python scalar, got {describe(a)}")
+        if found is None:
+            found = b
+        elif b is not found:
+            raise TypeError(f"{what}: arrays of two backends in one call: {found.name} and {b.name}; "
+                            f"convert one side first (kn.convert, coming with the backends issue)")
+    return found
+
+
+def backend_of(x: Any) -> Backend:
+    """The backend of an array, a traced value, or a Python scalar (the default backend, numpy)."""
+    from .traced import Traced
+    while isinstance(x, Traced):
+        return x._trace.backend
+    if isinstance(x, SCALAR_TYPES):
+        return default_backend()
+    b = owner(type(x))
+    if b is None:
+        raise TypeError(f"expected an array of a registered backend ({', '.join(sorted(_backends))}), "
+                        f"got {describe(x)}")
+    return b
+
+
+def default_backend() -> Backend:
+    """The backend for creation functions called with no array argument: numpy."""
+    return _backends["numpy"]

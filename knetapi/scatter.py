@@ -1,0 +1,39 @@
+"""Scatter-add written with standard functions only: the backward of indexing on any backend.
+
+The standard has no scatter-add, and its integer-array ``__setitem__`` is implementation-defined,
+so the generic version is exact but not fast: basic keys (ints, slices, ellipsis, None) use
+``out[key] = out[key] + values`` (such a key never repeats an element); keys with integer or
+boolean arrays go through the flat positions they select and a one-hot matrix product, which
+accumulates repeated indices exactly at O(k * n) memory. Backends override it (numpy's
+``add.at``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def is_basic_key(key: Any) -> bool:
+    """True when ``key`` holds only ints, slices, ellipsis and None (no index arrays)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
+
+
+def flat_positions(xp, shape: tuple, key: Any):
+    """The flat (row-major) positions in an array of ``shape`` that ``x[key]`` selects."""
+    size = math.prod(shape)
+    return xp.reshape(xp.arange(size), shape)[key]
+
+
+def scatter_add(xp, out, key, values):
+    """Return ``out`` with ``values`` added at ``out[key]``; may write into ``out``."""
+    if is_basic_key(key):
+        out[key] = out[key] + values
+        return out
+    shape = tuple(out.shape)
+    pos = flat_positions(xp, shape, key)
+    size = math.prod(shape)
+    onehot = xp.astype(xp.reshape(pos, (-1, 1)) == xp.reshape(xp.arange(size), (1, -1)), out.dtype)
+    vals = xp.reshape(xp.broadcast_to(values, pos.shape), (1, -1))
+    return out + xp.reshape(vals @ onehot, shape)

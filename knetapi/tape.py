@@ -1,0 +1,106 @@
+"""The tape: traces, nodes, recording a primitive call, and the backward walk.
+
+A ``grad`` call opens a :class:`Trace` and boxes its parameters in traced values (leaf nodes).
+Every primitive called on a traced value appends one :class:`Node` holding the primitive, its
+unboxed arguments and its value: nothing else happens at forward time (no closures, no VJPs).
+The nodes are appended in creation order, which is a topological order, so the backward walk is
+a reversed loop over the list. Derivative rules run during that walk; a node's saved values are
+dropped as soon as its cotangent has been passed to its parents.
+
+Nested ``grad`` calls give nested traces: each trace has a level (later = higher) and a primitive
+records on the highest trace among its arguments; values of lower traces are constants to it.
+A traced value's ``_value`` may itself be traced on a lower trace, so the rules called in the
+backward walk record on the lower trace: that is how higher-order derivatives work.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from . import cotangent
+from .traced import Traced
+
+_levels = itertools.count(1)   # next() is atomic under the GIL: levels are unique across threads
+
+
+class Trace:
+    """One differentiation's recording: its level, backend and nodes in creation order."""
+
+    __slots__ = ("level", "backend", "nodes", "open")
+
+    def __init__(self, backend):
+        self.level = next(_levels)
+        self.backend = backend
+        self.nodes: list[Node] = []
+        self.open = True
+
+    def leaf(self, value: Any) -> Traced:
+        """Box a parameter value as a leaf of this trace."""
+        node = Node(None, (), None, value, ())
+        self.nodes.append(node)
+        return Traced(value, node, self)
+
+    def close(self) -> None:
+        """Drop every node: nothing recorded here can keep arrays alive afterwards."""
+        for node in self.nodes:
+            node.release()
+        self.nodes = []
+        self.open = False
+
+
+class Node:
+    """One recorded primitive call. ``parents`` pairs argument positions with their nodes."""
+
+    __slots__ = ("prim", "args", "static", "value", "parents", "cotangent")
+
+    def __init__(self, prim, args, static, value, parents):
+        self.prim = prim
+        self.args = args
+        self.static = static
+        self.value = value
+        self.parents = parents
+        self.cotangent = None
+
+    def release(self) -> None:
+        self.args = self.static = self.value = self.cotangent = None
+        self.parents = ()
+
+
+def record(prim, args: tuple, static: dict, trace: Trace) -> Traced:
+    """Call ``prim`` on the values of ``args`` (unboxed at ``trace``) and record it there."""
+    if not trace.open:
+        raise ValueError(f"{prim.name}: a traced value from a finished grad call was used; "
+                         "use its value instead (a grad call's traced values live only inside it)")
+    raw = list(args)
+    parents = []
+    for i, a in enumerate(args):
+        if type(a) is Traced and a._trace is trace:
+            raw[i] = a._value
+            parents.append((i, a._node))
+    value = prim(*raw, **static)
+    node = Node(prim, raw, static, value, parents)
+    trace.nodes.append(node)
+    return Traced(value, node, trace)
+
+
+def backward(trace: Trace, output: Traced, seed: Any) -> None:
+    """Propagate ``seed`` (d output) from ``output`` back to every node; leaves keep their sums."""
+    output._node.cotangent = seed
+    backend = trace.backend
+    raw_ns, recording_ns = backend.ns, backend.recording
+    for node in reversed(trace.nodes):
+        cot = node.cotangent
+        prim = node.prim
+        if cot is None or prim is None:
+            continue
+        g = cotangent.densify(cot, node.value, backend)
+        args, static, y = node.args, node.static, node.value
+        xp = recording_ns if (type(g) is Traced or any(type(a) is Traced for a in args)) else raw_ns
+        for i, parent in node.parents:
+            vjp = prim.vjp(i)
+            if vjp is None:
+                continue
+            pg = vjp(xp, g, y, *args, **static)
+            parent.cotangent = cotangent.accumulate(parent.cotangent, cotangent.fit(xp, pg, parent.value))
+        node.release()
