@@ -98,6 +98,11 @@ class Traced:
                         "would lose it); call kn.<function> or xp = kn.array_namespace(x) instead of "
                         "numpy functions")
 
+    def __array_function__(self, func, types, args, kwargs):
+        name = getattr(func, "__name__", "this function")
+        raise TypeError(f"numpy.{name} cannot record on knetapi's tape; use kn.<function> (e.g. "
+                        f"kn.{name} where the standard has it) or xp = kn.array_namespace(x)")
+
     def __dlpack__(self, *args, **kwargs):
         raise TypeError("a knetapi traced value cannot be exported through DLPack: the tape would "
                         "lose it; export the raw value after grad returns")
