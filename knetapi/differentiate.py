@@ -6,8 +6,6 @@ import inspect
 import warnings
 from typing import Any, Callable
 
-import numpy as np
-
 from . import cotangent, registry
 from .pytree import map_with_path
 from .tape import Trace, backward
@@ -125,7 +123,8 @@ def _parameters_backend(args, nums, paths) -> registry.Backend:
 
 def _box(trace: Trace, path: str, leaf: Any, found: list) -> Traced:
     if isinstance(leaf, float):
-        value = np.asarray(leaf, dtype=np.float64)
+        xp = trace.backend.ns
+        value = xp.asarray(leaf, dtype=xp.float64)
     elif isinstance(leaf, (bool, int)):
         raise TypeError(f"grad: parameter {path} is a Python {type(leaf).__name__} ({leaf!r}); only "
                         f"floating-point values can be differentiated (write {float(leaf)!r})")
