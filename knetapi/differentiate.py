@@ -129,8 +129,10 @@ def _box(trace: Trace, path: str, leaf: Any, found: list) -> Traced:
         raise TypeError(f"grad: parameter {path} is a Python {type(leaf).__name__} ({leaf!r}); only "
                         f"floating-point values can be differentiated (write {float(leaf)!r})")
     elif type(leaf) is Traced or registry.owner(type(leaf)) is not None:
-        value = leaf
-        xp = registry.backend_of(leaf).ns
+        backend = registry.backend_of(leaf)
+        as_parameter = getattr(backend.module, "parameter_value", None)
+        value = as_parameter(leaf) if as_parameter and type(leaf) is not Traced else leaf
+        xp = backend.ns
         if not xp.isdtype(leaf.dtype, "real floating"):
             raise TypeError(f"grad: parameter {path} has dtype {leaf.dtype}; only real floating-point "
                             f"arrays can be differentiated (cast it, e.g. with kn.astype(x, kn.float64))")

@@ -9,11 +9,16 @@ A backend is a module that declares
   (for example ``scatter_add``); ops it does not override use the generic standard-only code.
 
 ``register_backend(module)`` checks those attributes and makes the backend visible to dispatch.
+Built-in backends for optional libraries (torch) are registered the first time an array of their
+library is seen, so ``import knetapi`` never imports them; third-party backends are found the same
+way through the ``knetapi.backends`` entry-point group (each entry point names a backend module).
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
+from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Callable
 
@@ -24,6 +29,11 @@ _backends: dict[str, "Backend"] = {}
 _owner_of_type: dict[type, "Backend"] = {}   # registered types and cached subclass lookups
 
 SCALAR_TYPES = (bool, int, float, complex)
+
+# Built-in backends of optional libraries: library's top-level module -> (backend name, our module).
+LAZY_BUILTINS = {"torch": ("torch", "knetapi.backends.torch")}
+ENTRY_POINT_GROUP = "knetapi.backends"
+_lazy_loaded: set[str] = set()
 
 
 class Backend:
@@ -79,10 +89,23 @@ def backends() -> dict[str, Backend]:
 
 
 def get_backend(name: str) -> Backend:
+    """The backend called ``name``, registering a built-in one of an optional library on demand."""
+    if name not in _backends:
+        for library, (backend_name, module) in LAZY_BUILTINS.items():
+            if backend_name == name and library not in _lazy_loaded:
+                try:
+                    backend_module = importlib.import_module(module)
+                except ImportError as e:
+                    raise ValueError(f"the {name} backend needs the {library} package, which is not "
+                                     f"installed ({e})") from None
+                _lazy_loaded.add(library)
+                register_backend(backend_module)
     try:
         return _backends[name]
     except KeyError:
-        raise ValueError(f"no backend named {name!r}; registered: {sorted(_backends)}") from None
+        raise ValueError(f"no backend named {name!r}; registered: {', '.join(sorted(_backends))}; "
+                         f"built in for optional libraries: "
+                         f"{', '.join(b for b, _ in LAZY_BUILTINS.values())}") from None
 
 
 def owner(t: type) -> Backend | None:
@@ -96,7 +119,25 @@ def owner(t: type) -> Backend | None:
             with _lock:
                 _owner_of_type[t] = b
             return b
+    if _load_lazily(t):
+        return owner(t)
     return None
+
+
+def _load_lazily(t: type) -> bool:
+    """Register the built-in or entry-point backends that may own ``t``; True if any was new."""
+    library = t.__module__.partition(".")[0]
+    loaded = False
+    if library in LAZY_BUILTINS and library not in _lazy_loaded:
+        _lazy_loaded.add(library)
+        register_backend(importlib.import_module(LAZY_BUILTINS[library][1]))
+        loaded = True
+    if ENTRY_POINT_GROUP not in _lazy_loaded:
+        _lazy_loaded.add(ENTRY_POINT_GROUP)
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            register_backend(point.load())
+            loaded = True
+    return loaded
 
 
 def describe(x: Any) -> str:
