@@ -91,3 +91,48 @@ def no_rule(name: str) -> Callable:
         return getattr(backend.ns, name)(*args, **kwargs)
     refuse.__name__ = name
     return refuse
+
+
+class UserPrimitive(Primitive):
+    """An op defined with :func:`primitive`; its rule comes from :func:`defvjp`."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **static: Any) -> Any:
+        if self.vjps is None and any(type(a) is Traced for a in args):
+            raise NotImplementedError(f"{self.name} was called on a traced value but has no "
+                                      f"derivative rule yet: give it one with kn.defvjp({self.name}, ...)")
+        return super().__call__(*args, **static)
+
+
+def primitive(f: Callable) -> UserPrimitive:
+    """Make ``f`` an op that knetapi records as one node; give its derivative with :func:`defvjp`.
+
+    ``f`` takes arrays positionally (raw arrays, never traced ones) and static parameters by
+    keyword, and returns one array. Written with ``kn.*`` or ``xp = kn.array_namespace(x)``
+    functions it runs on every backend::
+
+        @kn.primitive
+        def cube(x):
+            return x * x * x
+
+        kn.defvjp(cube, lambda dy, y, x: 3 * x**2 * dy)
+    """
+    prim = UserPrimitive(getattr(f, "__name__", "primitive"),
+                         impl=lambda ns, *args, **static: f(*args, **static), doc=f.__doc__)
+    return prim
+
+
+def defvjp(prim: UserPrimitive, *vjps: Callable | None) -> None:
+    """Give ``prim`` one VJP per positional argument: ``vjp(dy, y, *args, **static)`` returns the
+    gradient for that argument (None: not differentiable there). VJPs run in the backward walk;
+    written with ``kn.*`` functions they also work under higher-order differentiation."""
+    if not isinstance(prim, UserPrimitive):
+        raise TypeError(f"defvjp: expected a function made with kn.primitive, got {prim!r}")
+    if not vjps:
+        raise TypeError(f"defvjp({prim.name}): give one VJP per positional argument")
+    prim.vjps = tuple(None if v is None else _user_vjp(v) for v in vjps)
+
+
+def _user_vjp(vjp: Callable) -> Callable:
+    return lambda xp, g, y, *args, **static: vjp(g, y, *args, **static)
