@@ -4,6 +4,7 @@
 to a registered backend and recording on the tape when an argument is traced.
 """
 
+from . import init, optim
 from . import registry
 from .differentiate import IndependentOutputWarning, grad, value_and_grad
 from .namespace import COVERAGE, MISSING, STANDARD_FUNCTIONS, array_namespace, functions
