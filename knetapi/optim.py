@@ -110,7 +110,7 @@ class Optimizer:
     def _leaf(self, path: str, w: Any, g: Any) -> _Leaf:
         if type(w) is Traced or type(g) is Traced:
             raise TypeError(f"update: {path} is a traced value; call update outside grad")
-        if isinstance(w, float):
+        if type(w) is float:
             if isinstance(g, bool) or not isinstance(g, numbers.Real):
                 raise TypeError(f"update: {path} is a Python float but its gradient is a "
                                 f"{registry.describe(g)}")
