@@ -9,6 +9,11 @@ from . import registry
 from .differentiate import IndependentOutputWarning, grad, value_and_grad
 from .namespace import COVERAGE, MISSING, STANDARD_FUNCTIONS, array_namespace, functions
 from .registry import backend_of, register_backend
+from .batches import minibatch
+from .checkpoint import load, save
+from .gradient_check import gradcheck
+from .progressbar import progress
+from .training import train
 from .traced import Traced
 
 from .backends import numpy as _numpy_backend
@@ -22,4 +27,5 @@ for _name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uin
 
 __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "array_namespace", "register_backend", "backend_of", "Traced",
-           "IndependentOutputWarning", "STANDARD_FUNCTIONS", "COVERAGE", "MISSING", *functions]
+           "IndependentOutputWarning", "STANDARD_FUNCTIONS", "COVERAGE", "MISSING",
+           "minibatch", "progress", "train", "save", "load", "gradcheck", *functions]

@@ -28,7 +28,14 @@ def convert(tree: Any, backend: str, device: Any = None) -> Any:
                             f"registered backend ({', '.join(sorted(registry.backends()))})")
         if source is target:
             return x if device is None else target.ns.asarray(x, device=device, copy=True)
-        host = getattr(source.module, "to_numpy", np.from_dlpack)(x)
-        return target.ns.asarray(host, device=device, copy=True)
+        return target.ns.asarray(to_numpy(x), device=device, copy=True)
 
     return map_with_path(move, tree, "tree")
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """The raw array ``x`` of any registered backend as a numpy array in host memory (no copy
+    where the backend allows it): the backend's ``to_numpy`` if it has one, else DLPack."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np.asarray(x)
+    return getattr(registry.backend_of(x).module, "to_numpy", np.from_dlpack)(x)
