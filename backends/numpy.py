@@ -20,15 +20,25 @@ def scatter_add(out: np.ndarray, key, values) -> np.ndarray:
     if is_basic_key(key):
         out[key] += values
     else:
+        if out.ndim == 1:
+            # numpy's fast path of add.at for a 1-d target steps through ``values`` as if it had
+            # the index's shape: ``values`` broadcast along a multi-dimensional index are added
+            # only partly (numpy 2.4: add.at(zeros(1), [[0, 0], [0, 0]], [1., 10.]) gives 11.)
+            values = np.broadcast_to(values, out[key].shape)
         np.add.at(out, key, values)
     return out
 
 
 def logsumexp(x, *, axis=None, keepdims=False):
     top = np.max(x, axis=axis, keepdims=True)
-    top[~np.isfinite(top)] = 0
+    top = np.where(np.isfinite(top), top, 0)        # a 0-d max is a numpy scalar: no item assignment
     out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
 OVERRIDES = {"scatter_add": scatter_add, "logsumexp": logsumexp}
+
+
+def to_numpy(x) -> np.ndarray:
+    """The host array of ``x`` (numpy scalars become 0-d arrays), for kn.convert."""
+    return np.asarray(x)
