@@ -4,6 +4,8 @@
 to a registered backend and recording on the tape when an argument is traced.
 """
 
+from importlib.util import find_spec as _find_spec
+
 from . import init, optim
 from . import registry
 from .differentiate import IndependentOutputWarning, grad, value_and_grad
@@ -19,6 +21,9 @@ from .traced import Traced
 from .backends import numpy as _numpy_backend
 
 register_backend(_numpy_backend)
+if _find_spec("array_api_strict") is not None:   # an optional dependency (the test extra)
+    from .backends import strict as _strict_backend
+    register_backend(_strict_backend)
 
 globals().update(functions)
 for _name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

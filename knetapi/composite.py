@@ -55,7 +55,7 @@ def unstack(x, /, *, axis: int = 0) -> tuple:
     if not _traced(x):
         return _raw_ns(x).unstack(x, axis=axis)
     axis %= x.ndim
-    return tuple(x[(slice(None),) * axis + (i,)] for i in range(x.shape[axis]))
+    return tuple(x[(slice(None),) * axis + (i, ...)] for i in range(x.shape[axis]))
 
 
 def moveaxis(x, source, destination, /):
@@ -120,8 +120,9 @@ def diff(x, /, *, axis: int = -1, n: int = 1, prepend=None, append=None):
         x = P["concat"](*parts, axis=axis)
     axis %= x.ndim
     head = (slice(None),) * axis
-    for _ in range(n):
-        x = x[head + (slice(1, None),)] - x[head + (slice(None, -1),)]
+    for _ in range(n):   # explicit in-bounds slices: the standard leaves out-of-bounds ones unspecified
+        m = x.shape[axis]
+        x = x[head + (slice(min(1, m), m), ...)] - x[head + (slice(0, max(m - 1, 0)), ...)]
     return x
 
 

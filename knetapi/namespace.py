@@ -134,8 +134,18 @@ COVERAGE = {
     "missing": len(MISSING),
 }
 
-_DTYPES_AND_CONSTANTS = ("bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float32 float64 "
-                         "complex64 complex128 e inf nan newaxis pi").split()
+DTYPES_AND_CONSTANTS = ("bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float32 float64 "
+                        "complex64 complex128 e inf nan newaxis pi").split()
+
+
+def bound_asarray(backend: registry.Backend) -> Callable:
+    """``asarray`` making arrays of ``backend`` from Python objects and other arrays; a traced
+    value stays traced (cast with a recorded ``astype`` when ``dtype`` differs)."""
+    def asarray(obj, /, *, dtype=None, device=None, copy=None):
+        if type(obj) is Traced:
+            return COMPOSITES["asarray"](obj, dtype=dtype, device=device, copy=copy)
+        return backend.ns.asarray(obj, dtype=dtype, device=device, copy=copy)
+    return asarray
 
 
 class RecordingNamespace(ModuleType):
@@ -149,7 +159,8 @@ class RecordingNamespace(ModuleType):
         self.__dict__.update(functions)
         for name in CREATION:
             self.__dict__[name] = passthrough(name, bound=backend)
-        for name in _DTYPES_AND_CONSTANTS:
+        self.__dict__["asarray"] = bound_asarray(backend)
+        for name in DTYPES_AND_CONSTANTS:
             if hasattr(raw, name):
                 self.__dict__[name] = getattr(raw, name)
         self.__array_api_version__ = getattr(raw, "__array_api_version__", "2025.12")
@@ -159,10 +170,11 @@ class RecordingNamespace(ModuleType):
 
 def array_namespace(*arrays: Any):
     """The namespace for ``arrays``, which may mix traced values and raw arrays of one backend:
-    the recording namespace if any is traced, else the backend's raw namespace.
+    if any is traced, the namespace of the highest trace's values (``x.__array_namespace__()``:
+    the backend's recording namespace), else the backend's raw namespace.
     Python scalars and None are skipped; two backends raise TypeError."""
     traced = [a for a in arrays if type(a) is Traced]
     backend = registry.backend_of_arrays([strip(a) for a in arrays], "array_namespace")
-    if backend is None:
-        backend = traced[0]._trace.backend if traced else registry.default_backend()
-    return backend.recording if traced else backend.ns
+    if traced:
+        return max(traced, key=lambda a: a._trace.level)._trace.namespace
+    return (backend or registry.default_backend()).ns

@@ -41,6 +41,16 @@ class Trace:
         self.nodes.append(node)
         return Traced(value, node, self)
 
+    @property
+    def namespace(self):
+        """What ``__array_namespace__`` of this trace's values returns: the recording namespace."""
+        return self.backend.recording
+
+    def constant(self, value: Any) -> Any:
+        """What a non-differentiable operator (comparison, bitwise, ``//``) on this trace's values
+        returns, given its raw result: the raw result itself, since no gradient flows through it."""
+        return value
+
     def close(self) -> None:
         """Drop every node: nothing recorded here can keep arrays alive afterwards."""
         for node in self.nodes:

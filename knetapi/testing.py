@@ -1,9 +1,12 @@
-"""Testing helpers: a finite-difference gradient checker.
+"""Testing helpers: a finite-difference gradient checker, and a traced Array API namespace.
 
 :func:`check_grads` asserts that the gradient that knetapi computes matches a central finite
 difference in one random direction, in float64 (:func:`knetapi.gradcheck`, as HIPS autograd's
 checker does); with ``order=2`` it checks the gradient of a directional derivative too (a
 Hessian-vector product), and so on.
+
+:func:`traced_namespace` (knetapi.conformance) is a full Array API namespace whose arrays are all
+traced values, for running standard conformance tooling against them.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .conformance import traced_namespace
 from .differentiate import grad
 from .gradient_check import check, dot, random_like
+
+__all__ = ["check_grads", "traced_namespace"]
 
 
 def check_grads(f: Callable, args: Sequence, *, argnums: int | tuple[int, ...] = 0, order: int = 1,

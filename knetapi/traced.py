@@ -1,7 +1,9 @@
 """Traced values: the boxes that ``grad`` puts around parameters, Array API arrays themselves.
 
 Every operator and method calls the dispatching function of the same name (``x + y`` is
-``kn.add(x, y)``), so it records on the tape. Comparisons return raw (untraced) arrays.
+``kn.add(x, y)``), so it records on the tape. Operators without a gradient (comparisons, bitwise
+operators, ``//``) return what the value's trace makes of their raw result (``Trace.constant``):
+the raw array under ``grad``, a traced constant in ``knetapi.testing.traced_namespace``.
 Traced values are immutable: item assignment raises, and ``w += 1`` rebinds ``w`` to a new traced
 value. A raw numpy array or scalar on the left of an operator defers to the traced value
 (``__array_ufunc__ = None``), so ``x @ w`` and ``2 * w`` record instead of building object arrays.
@@ -69,7 +71,7 @@ class Traced:
         return ops.matrix_transpose(self)
 
     def __array_namespace__(self, *, api_version: str | None = None):
-        return self._trace.backend.recording
+        return self._trace.namespace
 
     def to_device(self, device, /, *, stream=None) -> "Traced":
         return ops.to_device(self, device)
@@ -120,7 +122,7 @@ class Traced:
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d traced value")
         for i in range(self.shape[0]):
-            yield ops.getitem(self, key=i)
+            yield ops.getitem(self, key=(i, ...))   # the standard's index for a row of any ndim
 
     def __getitem__(self, key) -> Any:
         return ops.getitem(self, key=_raw_key(key))
@@ -134,7 +136,7 @@ class Traced:
     def __neg__(self): return ops.negative(self)
     def __pos__(self): return ops.positive(self)
     def __abs__(self): return ops.abs(self)
-    def __invert__(self): return ops.bitwise_invert(self)
+    def __invert__(self): return self._trace.constant(ops.bitwise_invert(self))
 
     def __add__(self, other): return ops.add(self, other)
     def __radd__(self, other): return ops.add(other, self)
@@ -144,8 +146,8 @@ class Traced:
     def __rmul__(self, other): return ops.multiply(other, self)
     def __truediv__(self, other): return ops.divide(self, other)
     def __rtruediv__(self, other): return ops.divide(other, self)
-    def __floordiv__(self, other): return ops.floor_divide(self, other)
-    def __rfloordiv__(self, other): return ops.floor_divide(other, self)
+    def __floordiv__(self, other): return self._trace.constant(ops.floor_divide(self, other))
+    def __rfloordiv__(self, other): return self._trace.constant(ops.floor_divide(other, self))
     def __mod__(self, other): return ops.remainder(self, other)
     def __rmod__(self, other): return ops.remainder(other, self)
     def __pow__(self, other): return ops.pow(self, other)
@@ -153,24 +155,24 @@ class Traced:
     def __matmul__(self, other): return ops.matmul(self, other)
     def __rmatmul__(self, other): return ops.matmul(other, self)
 
-    def __and__(self, other): return ops.bitwise_and(self, other)
-    def __rand__(self, other): return ops.bitwise_and(other, self)
-    def __or__(self, other): return ops.bitwise_or(self, other)
-    def __ror__(self, other): return ops.bitwise_or(other, self)
-    def __xor__(self, other): return ops.bitwise_xor(self, other)
-    def __rxor__(self, other): return ops.bitwise_xor(other, self)
-    def __lshift__(self, other): return ops.bitwise_left_shift(self, other)
-    def __rlshift__(self, other): return ops.bitwise_left_shift(other, self)
-    def __rshift__(self, other): return ops.bitwise_right_shift(self, other)
-    def __rrshift__(self, other): return ops.bitwise_right_shift(other, self)
+    def __and__(self, other): return self._trace.constant(ops.bitwise_and(self, other))
+    def __rand__(self, other): return self._trace.constant(ops.bitwise_and(other, self))
+    def __or__(self, other): return self._trace.constant(ops.bitwise_or(self, other))
+    def __ror__(self, other): return self._trace.constant(ops.bitwise_or(other, self))
+    def __xor__(self, other): return self._trace.constant(ops.bitwise_xor(self, other))
+    def __rxor__(self, other): return self._trace.constant(ops.bitwise_xor(other, self))
+    def __lshift__(self, other): return self._trace.constant(ops.bitwise_left_shift(self, other))
+    def __rlshift__(self, other): return self._trace.constant(ops.bitwise_left_shift(other, self))
+    def __rshift__(self, other): return self._trace.constant(ops.bitwise_right_shift(self, other))
+    def __rrshift__(self, other): return self._trace.constant(ops.bitwise_right_shift(other, self))
 
-    # --- comparisons: raw boolean arrays ------------------------------------------------------
-    def __eq__(self, other): return ops.equal(self, other)
-    def __ne__(self, other): return ops.not_equal(self, other)
-    def __lt__(self, other): return ops.less(self, other)
-    def __le__(self, other): return ops.less_equal(self, other)
-    def __gt__(self, other): return ops.greater(self, other)
-    def __ge__(self, other): return ops.greater_equal(self, other)
+    # --- comparisons: no gradient, like the bitwise operators and // --------------------------
+    def __eq__(self, other): return self._trace.constant(ops.equal(self, other))
+    def __ne__(self, other): return self._trace.constant(ops.not_equal(self, other))
+    def __lt__(self, other): return self._trace.constant(ops.less(self, other))
+    def __le__(self, other): return self._trace.constant(ops.less_equal(self, other))
+    def __gt__(self, other): return self._trace.constant(ops.greater(self, other))
+    def __ge__(self, other): return self._trace.constant(ops.greater_equal(self, other))
 
     __hash__ = None
 
