@@ -9,6 +9,7 @@ from importlib.util import find_spec as _find_spec
 from . import init, optim
 from . import registry
 from .differentiate import IndependentOutputWarning, grad, value_and_grad
+from .conv import conv4, deconv4, pool, unpool
 from .namespace import COVERAGE, MISSING, STANDARD_FUNCTIONS, array_namespace, functions
 from .registry import backend_of, register_backend
 from .batches import minibatch

@@ -5,10 +5,12 @@ Coverage of the Array API standard 2025.12 (knetapi.namespace.COVERAGE, checked 
 18 creation and dtype functions, 3 missing (``conj``, ``real``, ``imag``: complex
 differentiation is not supported yet; knetapi.namespace.MISSING says why).
 Rules that are not standard functions: ``getitem`` (indexing), ``index_add`` (its scatter-add
-backward), ``logsumexp``, and the activations ``relu``, ``sigm``, ``elu``, ``softplus``.
+backward), ``logsumexp``, the activations ``relu``, ``sigm``, ``elu``, ``softplus``, and
+convolution and pooling: ``conv4``, ``deconv4``, ``conv4_w`` (conv4's weight gradient), ``pool``,
+``unpool``.
 """
 
-from . import activations, elementwise, indexing, linalg, manipulation, reductions  # noqa: F401  (they add rows)
+from . import activations, conv, elementwise, indexing, linalg, manipulation, reductions  # noqa: F401  (they add rows)
 from .table import PRIMITIVES
 
 __all__ = ["PRIMITIVES"]
