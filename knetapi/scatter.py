@@ -21,9 +21,17 @@ def is_basic_key(key: Any) -> bool:
 
 
 def flat_positions(xp, shape: tuple, key: Any):
-    """The flat (row-major) positions in an array of ``shape`` that ``x[key]`` selects."""
-    size = math.prod(shape)
-    return xp.reshape(xp.arange(size), shape)[key]
+    """The flat (row-major) positions in an array of ``shape`` that ``x[key]`` selects.
+
+    A key of full slices followed by one integer array (what ``take`` selects) goes through
+    ``take``, since the standard does not require integer arrays mixed with slices in a key."""
+    positions = xp.reshape(xp.arange(math.prod(shape)), shape)
+    parts = key if isinstance(key, tuple) else (key,)
+    *leading, last = parts
+    if leading == [slice(None)] * len(leading) and hasattr(last, "dtype") and \
+            xp.isdtype(last.dtype, "integral"):
+        return xp.take(positions, last, axis=len(leading))
+    return positions[key]
 
 
 def scatter_add(xp, out, key, values):
