@@ -28,7 +28,7 @@ def flat_positions(xp, shape: tuple, key: Any):
     positions = xp.reshape(xp.arange(math.prod(shape)), shape)
     parts = key if isinstance(key, tuple) else (key,)
     *leading, last = parts
-    if leading == [slice(None)] * len(leading) and hasattr(last, "dtype") and \
+    if all(isinstance(p, slice) and p == slice(None) for p in leading) and hasattr(last, "dtype") and \
             xp.isdtype(last.dtype, "integral"):
         return xp.take(positions, last, axis=len(leading))
     return positions[key]
