@@ -114,7 +114,9 @@ def repeat(x, repeats, /, *, axis: int | None = None):
 
 def diff(x, /, *, axis: int = -1, n: int = 1, prepend=None, append=None):
     if not _traced(x, prepend, append):
-        return _raw_ns(x).diff(x, axis=axis, n=n, prepend=prepend, append=append)
+        # the standard's None means "nothing"; numpy's diff would take None as a value to prepend
+        edges = {k: v for k, v in (("prepend", prepend), ("append", append)) if v is not None}
+        return _raw_ns(x).diff(x, axis=axis, n=n, **edges)
     parts = [p for p in (prepend, x, append) if p is not None]
     if len(parts) > 1:
         x = P["concat"](*parts, axis=axis)

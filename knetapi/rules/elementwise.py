@@ -26,7 +26,9 @@ def _log(xp, a):
 
 def _pow_exponent(xp, g, y, a, b):
     if isinstance(a, (int, float)):
-        return g * y * math.log(a)
+        if a == 0:
+            return xp.zeros_like(g)
+        return g * y * (math.log(a) if a > 0 else math.nan)    # nan below 0, as xp.log of an array
     zero = a == 0
     return g * xp.where(zero, 0.0, y * xp.log(xp.where(zero, 1.0, a)))
 

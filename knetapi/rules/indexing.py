@@ -16,16 +16,21 @@ def take_key(x, indices, axis):
 
 
 def take_along_axis_key(xp, x, indices, axis):
-    """The ``__getitem__`` key equivalent to ``take_along_axis(x, indices, axis=axis)``."""
+    """The ``__getitem__`` key equivalent to ``take_along_axis(x, indices, axis=axis)``.
+
+    Off ``axis``, ``x`` and ``indices`` broadcast: a size-1 axis of ``x`` is read at position 0
+    for every position of the result, and a size-1 axis of ``indices`` is broadcast by indexing."""
     axis %= x.ndim
     key = []
     for d in range(x.ndim):
         if d == axis:
             key.append(indices)
         else:
+            n = max(x.shape[d], indices.shape[d])
             shape = [1] * x.ndim
-            shape[d] = indices.shape[d]
-            key.append(xp.reshape(xp.arange(indices.shape[d]), tuple(shape)))
+            shape[d] = n
+            positions = xp.arange(n) if x.shape[d] == n else xp.zeros(n, dtype=indices.dtype)
+            key.append(xp.reshape(positions, tuple(shape)))
     return tuple(key)
 
 

@@ -1,0 +1,58 @@
+"""Property tests of every derivative rule against finite differences (the table is in rule_specs).
+
+Each spec runs in float64 and float32: ``check_grads`` compares the VJP with central differences
+in float64 in a random direction, checks that each gradient has its parameter's shape and dtype,
+and does the same for a Hessian-vector product (``order=2``): every rule's VJP must itself be
+differentiable, since it is recorded on the tape at higher order.
+"""
+
+from functools import partial
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from knetapi.composite import COMPOSITES
+from knetapi.rules import PRIMITIVES
+from knetapi.testing import check_grads
+from rule_specs import SPECS, Spec
+
+
+def _in_dtype(arg, dtype):
+    """A floating array argument cast to ``dtype``; anything else (indices, masks) unchanged."""
+    if isinstance(arg, np.ndarray) and np.issubdtype(arg.dtype, np.floating):
+        return arg.astype(dtype)
+    return arg
+
+
+def _differentiated(spec: Spec, args) -> tuple[int, ...]:
+    return tuple(i for i, a in enumerate(args) if i not in spec.constant
+                 and isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating))
+
+
+# A linear op's directional derivative does not depend on its arguments (its Hessian is zero):
+# grad warns about that at order 2, as it should, and the check still compares the zero.
+@pytest.mark.filterwarnings("ignore::knetapi.IndependentOutputWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.id)
+@given(data=st.data())
+def test_gradient_matches_finite_differences(spec: Spec, dtype, data):
+    drawn = spec.draw(data.draw)
+    args = [_in_dtype(a, dtype) for a in drawn.args]
+    argnums = _differentiated(spec, args)
+    assert argnums, f"{spec.id}: the drawn example has nothing to differentiate"
+    check_grads(partial(spec.call, **drawn.static), args, argnums=argnums, order=2, **spec.check)
+
+
+def test_every_rule_has_a_spec():
+    """Adding a rule without a property test turns this red (and a spec for a removed rule too)."""
+    rules = {("primitive", name) for name in PRIMITIVES} | {("composite", name) for name in COMPOSITES}
+    specified = {(spec.kind, spec.op) for spec in SPECS}
+    assert sorted(rules - specified) == [], "rules without a spec in tests/rule_specs.py"
+    assert sorted(specified - rules) == [], "specs of rules that do not exist"
+
+
+def test_spec_ids_are_unique():
+    ids = [spec.id for spec in SPECS]
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
