@@ -30,7 +30,9 @@ def flat_positions(xp, shape: tuple, key: Any):
     *leading, last = parts
     if all(isinstance(p, slice) and p == slice(None) for p in leading) and hasattr(last, "dtype") and \
             xp.isdtype(last.dtype, "integral"):
-        return xp.take(positions, last, axis=len(leading))
+        axis = len(leading)             # take wants 1-d indices: flatten them, then put their shape back
+        picked = xp.take(positions, xp.reshape(last, (-1,)), axis=axis)
+        return xp.reshape(picked, shape[:axis] + tuple(last.shape) + shape[axis + 1:])
     return positions[key]
 
 

@@ -148,3 +148,13 @@ def test_matmul_with_broadcast_batch_axes(shapes, dtype):
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal(s).astype(dtype) for s in shapes)
     check_grads(kn.matmul, (a, b), argnums=(0, 1), order=2)
+
+
+def test_two_dimensional_index_arrays_on_array_api_strict():
+    """The generic (standard-only) scatter-add gives ``take`` 1-d indices, as the standard asks."""
+    xp = pytest.importorskip("array_api_strict")
+    v = xp.asarray([0.0, 1.0, 2.0])
+    tokens = xp.asarray([[0, 0], [2, 0]])
+    assert_array_equal(np.asarray(grad(_summed(lambda v: v[tokens] ** 2))(v)), [0.0, 0.0, 4.0])
+    out = kn.index_add(xp.zeros(3, dtype=xp.float64), xp.asarray([1.0, 10.0]), key=tokens)
+    assert_array_equal(np.asarray(out), [21.0, 0.0, 1.0])
