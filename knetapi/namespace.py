@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from . import registry
 from .composite import COMPOSITES
-from .primitive import no_rule
+from .primitives import no_rule
 from .rules import PRIMITIVES
 from .traced import Traced, ops, strip
 

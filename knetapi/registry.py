@@ -9,9 +9,16 @@ A backend is a module that declares
   (for example ``scatter_add``); ops it does not override use the generic standard-only code.
 
 ``register_backend(module)`` checks those attributes and makes the backend visible to dispatch.
-Built-in backends for optional libraries (torch) are registered the first time an array of their
-library is seen, so ``import knetapi`` never imports them; third-party backends are found the same
-way through the ``knetapi.backends`` entry-point group (each entry point names a backend module).
+Built-in backends for optional libraries (torch, array-api-strict) are registered the first time
+an array of their library is seen (or their name is asked for), so ``import knetapi`` never imports
+them. Third-party backends are found the same way: when an array type has no backend, the
+``knetapi.backends`` entry-point group is read and every backend module it names that is not yet
+loaded is registered (``entry_points = {"knetapi.backends" = {mine = "my_package.backend"}}`` in a
+package's pyproject.toml).
+
+Dispatch is by type, like multiple dispatch: the most specific registered type in an array type's
+MRO wins, so a subclass uses its parent's backend unless it registers its own. Python scalars
+adopt the backend of the arrays beside them; arrays of two backends in one call are an error.
 """
 
 from __future__ import annotations
@@ -27,13 +34,15 @@ REQUIRED_ATTRIBUTES = ("NAME", "ARRAY_TYPES", "namespace", "OVERRIDES")
 _lock = threading.Lock()
 _backends: dict[str, "Backend"] = {}
 _owner_of_type: dict[type, "Backend"] = {}   # registered types and cached subclass lookups
+_unowned: set[type] = set()                  # types known to have no backend (until one registers)
 
 SCALAR_TYPES = (bool, int, float, complex)
 
 # Built-in backends of optional libraries: library's top-level module -> (backend name, our module).
-LAZY_BUILTINS = {"torch": ("torch", "knetapi.backends.torch")}
+LAZY_BUILTINS = {"torch": ("torch", "knetapi.backends.torch"),
+                 "array_api_strict": ("strict", "knetapi.backends.strict")}
 ENTRY_POINT_GROUP = "knetapi.backends"
-_lazy_loaded: set[str] = set()
+_lazy_loaded: set[str] = set()           # libraries of LAZY_BUILTINS and entry points already tried
 
 
 class Backend:
@@ -76,6 +85,7 @@ def register_backend(module: ModuleType) -> Backend:
         # a new registration can change which backend is most specific for a cached subclass
         for t in [t for t in _owner_of_type if t not in _registered_types()]:
             del _owner_of_type[t]
+        _unowned.clear()
     return backend
 
 
@@ -119,8 +129,11 @@ def owner(t: type) -> Backend | None:
             with _lock:
                 _owner_of_type[t] = b
             return b
+    if t in _unowned:
+        return None
     if _load_lazily(t):
         return owner(t)
+    _unowned.add(t)
     return None
 
 
@@ -132,9 +145,10 @@ def _load_lazily(t: type) -> bool:
         _lazy_loaded.add(library)
         register_backend(importlib.import_module(LAZY_BUILTINS[library][1]))
         loaded = True
-    if ENTRY_POINT_GROUP not in _lazy_loaded:
-        _lazy_loaded.add(ENTRY_POINT_GROUP)
-        for point in entry_points(group=ENTRY_POINT_GROUP):
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        key = f"{ENTRY_POINT_GROUP}:{point.name}={point.value}"
+        if key not in _lazy_loaded:
+            _lazy_loaded.add(key)
             register_backend(point.load())
             loaded = True
     return loaded
@@ -163,7 +177,8 @@ def backend_of_arrays(args, what: str = "this function") -> Backend | None:
             found = b
         elif b is not found:
             raise TypeError(f"{what}: arrays of two backends in one call: {found.name} and {b.name}; "
-                            f"convert one side first (kn.convert, coming with the backends issue)")
+                            f"convert one side first with kn.convert(tree, {found.name!r}) or "
+                            f"kn.convert(tree, {b.name!r})")
     return found
 
 

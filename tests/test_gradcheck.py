@@ -6,7 +6,7 @@ import pytest
 
 import knetapi as kn
 from knetapi.gradient_check import GradcheckReport
-from knetapi.primitive import defvjp, primitive
+from knetapi.primitives import defvjp, primitive
 from knetapi.testing import check_grads
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..primitive import Primitive
+from ..primitives import Primitive
 
 PRIMITIVES: dict[str, Primitive] = {}
 
 
 def rule(name: str, *vjps: Callable | None, **options) -> Primitive:
-    """Add the primitive ``name`` with one VJP per positional argument (see knetapi.primitive)."""
+    """Add the primitive ``name`` with one VJP per positional argument (see knetapi.primitives)."""
     prim = Primitive(name, vjps if vjps else None, **options)
     PRIMITIVES[name] = prim
     return prim
