@@ -108,7 +108,7 @@ def repeat(x, repeats, /, *, axis: int | None = None):
     xp = _raw_ns(x)
     if axis is None:
         x, axis = P["reshape"](x, (-1,)), 0
-    index = xp.repeat(xp.arange(x.shape[axis]), strip(repeats))
+    index = xp.repeat(xp.arange(x.shape[axis], device=x.device), strip(repeats))
     return P["take"](x, index, axis=axis)
 
 

@@ -20,12 +20,12 @@ def is_basic_key(key: Any) -> bool:
     return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
 
 
-def flat_positions(xp, shape: tuple, key: Any):
+def flat_positions(xp, shape: tuple, key: Any, device: Any = None):
     """The flat (row-major) positions in an array of ``shape`` that ``x[key]`` selects.
 
     A key of full slices followed by one integer array (what ``take`` selects) goes through
     ``take``, since the standard does not require integer arrays mixed with slices in a key."""
-    positions = xp.reshape(xp.arange(math.prod(shape)), shape)
+    positions = xp.reshape(xp.arange(math.prod(shape), device=device), shape)
     parts = key if isinstance(key, tuple) else (key,)
     *leading, last = parts
     if all(isinstance(p, slice) and p == slice(None) for p in leading) and hasattr(last, "dtype") and \
@@ -42,8 +42,9 @@ def scatter_add(xp, out, key, values):
         out[key] = out[key] + values
         return out
     shape = tuple(out.shape)
-    pos = flat_positions(xp, shape, key)
+    pos = flat_positions(xp, shape, key, out.device)
     size = math.prod(shape)
-    onehot = xp.astype(xp.reshape(pos, (-1, 1)) == xp.reshape(xp.arange(size), (1, -1)), out.dtype)
+    onehot = xp.astype(xp.reshape(pos, (-1, 1)) == xp.reshape(xp.arange(size, device=out.device), (1, -1)),
+                       out.dtype)
     vals = xp.reshape(xp.broadcast_to(values, pos.shape), (1, -1))
     return out + xp.reshape(vals @ onehot, shape)

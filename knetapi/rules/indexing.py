@@ -29,7 +29,8 @@ def take_along_axis_key(xp, x, indices, axis):
             n = max(x.shape[d], indices.shape[d])
             shape = [1] * x.ndim
             shape[d] = n
-            positions = xp.arange(n) if x.shape[d] == n else xp.zeros(n, dtype=indices.dtype)
+            positions = (xp.arange(n, device=indices.device) if x.shape[d] == n
+                         else xp.zeros(n, dtype=indices.dtype, device=indices.device))
             key.append(xp.reshape(positions, tuple(shape)))
     return tuple(key)
 
