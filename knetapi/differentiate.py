@@ -98,7 +98,8 @@ def _argument_names(f: Callable) -> list[str]:
 
 
 def _parameters_backend(args, nums, paths) -> registry.Backend:
-    """The backend of the parameters' array leaves (numpy when all are Python floats)."""
+    """The backend of the parameters' array leaves. Python-float parameters adopt the backend of
+    the other arguments' arrays (numpy when there are none)."""
     found: dict[str, tuple[registry.Backend, str]] = {}
 
     def visit(path, leaf):
@@ -114,6 +115,11 @@ def _parameters_backend(args, nums, paths) -> registry.Backend:
 
     for i, path in zip(nums, paths):
         map_with_path(visit, args[i], path)
+    if not found:
+        for i, a in enumerate(args):
+            map_with_path(visit, a, f"args[{i}]")
+            if found:
+                break
     if len(found) > 1:
         (b1, p1), (b2, p2) = list(found.values())[:2]
         raise TypeError(f"grad: parameters on two backends: {p1} is {b1.name}, {p2} is {b2.name}; "

@@ -119,39 +119,35 @@ def get_backend(name: str) -> Backend:
 
 
 def owner(t: type) -> Backend | None:
-    """The backend owning array type ``t`` (most specific registered base class), or None."""
+    """The backend owning array type ``t`` (most specific registered base class), or None.
+
+    A type seen for the first time may belong to a backend not loaded yet (a built-in one of an
+    optional library, or an entry point), so those are loaded before the MRO is searched."""
     b = _owner_of_type.get(t)
-    if b is not None:
+    if b is not None or t in _unowned:
         return b
-    for base in t.__mro__[1:]:
+    _load_lazily(t)
+    for base in t.__mro__:
         b = _owner_of_type.get(base)
         if b is not None:
             with _lock:
                 _owner_of_type[t] = b
             return b
-    if t in _unowned:
-        return None
-    if _load_lazily(t):
-        return owner(t)
     _unowned.add(t)
     return None
 
 
-def _load_lazily(t: type) -> bool:
-    """Register the built-in or entry-point backends that may own ``t``; True if any was new."""
+def _load_lazily(t: type) -> None:
+    """Register the built-in backend of ``t``'s library and any entry-point backend not loaded yet."""
     library = t.__module__.partition(".")[0]
-    loaded = False
     if library in LAZY_BUILTINS and library not in _lazy_loaded:
         _lazy_loaded.add(library)
         register_backend(importlib.import_module(LAZY_BUILTINS[library][1]))
-        loaded = True
     for point in entry_points(group=ENTRY_POINT_GROUP):
         key = f"{ENTRY_POINT_GROUP}:{point.name}={point.value}"
         if key not in _lazy_loaded:
             _lazy_loaded.add(key)
             register_backend(point.load())
-            loaded = True
-    return loaded
 
 
 def describe(x: Any) -> str:
