@@ -1,6 +1,6 @@
 """Derivative rules of the activation functions (knetapi.ops), written against the standard.
 
-Kinks: ``relu'(0) = 0`` (as torch.relu), ``elu'(0) = 1`` (the linear side, as torch).
+Kinks: ``relu'(0) = 0`` (as torch.relu), ``elu'(0) = alpha`` (the exponential side, as torch).
 """
 
 from __future__ import annotations
