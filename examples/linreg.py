@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 import knetapi as kn
-from knetapi.datasets import housing
+from knetapi.data import housing
 
 
 def predict(w, x):

@@ -5,7 +5,7 @@ to a registered backend and recording on the tape when an argument is traced; be
 deep-learning toolbox (Knet's names) and the training utilities.
 """
 
-from . import init, optim, registry
+from . import data, init, optim, registry
 from .backends import numpy as _numpy_backend
 from .batches import minibatch
 from .checkpoint import load, save

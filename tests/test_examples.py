@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knetapi.datasets import housing
+from knetapi.data import housing
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -50,7 +50,7 @@ def test_wheel_holds_every_module_the_backends_and_the_data(wheel):
     missing = sorted((modules | {f"knetapi/{b}" for b in backends}) - names)
     assert not missing, f"not in the wheel (a package missing from pyproject.toml?): {missing}"
     for needed in ("knetapi/backends/numpy.py", "knetapi/data/housing.data",
-                   "knetapi/data/README.md"):
+                   "knetapi/data/hiawatha.txt", "knetapi/data/README.md"):
         assert needed in names, f"{needed} is missing from {wheel.name}"
     assert not any(n.startswith(("backends/", "tests/", "examples/")) for n in names)
 
@@ -62,13 +62,14 @@ def test_installed_wheel_imports_backends_and_loads_data(wheel, tmp_path):
                              capture_output=True, text=True)
     assert install.returncode == 0, f"pip install failed:\n{install.stdout}{install.stderr}"
     script = ("import knetapi, knetapi.backends.numpy\n"
-              "from knetapi.datasets import housing\n"
+              "from knetapi.data import housing, hiawatha\n"
               "x, y = housing()\n"
-              "print(knetapi.__file__, knetapi.backends.numpy.NAME, x.shape, y.shape)\n")
+              "text, vocab, codes = hiawatha()\n"
+              "print(knetapi.__file__, knetapi.backends.numpy.NAME, x.shape, y.shape, len(text))\n")
     env = {**os.environ, "PYTHONPATH": str(target)}
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert out.startswith(str(target)), f"imported knetapi from elsewhere: {out}"
-    assert out.split()[1:] == ["numpy", "(506,", "13)", "(506,", "1)"]
+    assert out.split()[1:] == ["numpy", "(506,", "13)", "(506,", "1)", "184138"]
