@@ -9,6 +9,7 @@ its gradient stays sparse until summed.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ def _check_labels(scores, labels, axis: int, op: str):
         raise ValueError(f"{op}: labels of shape {tuple(raw.shape)} do not match scores of shape "
                          f"{tuple(scores.shape)} with classes along axis {axis} (expected {expected})")
     classes = scores.shape[axis]
-    if raw.size and (int(xp.min(raw)) < 0 or int(xp.max(raw)) >= classes):
+    if math.prod(raw.shape) and (int(xp.min(raw)) < 0 or int(xp.max(raw)) >= classes):
         raise ValueError(f"{op}: labels must lie in [0, {classes}) for {classes} classes, got values "
                          f"from {int(xp.min(raw))} to {int(xp.max(raw))}")
     return raw
@@ -63,7 +64,7 @@ def nll(scores, labels, axis: int = -1, average: bool = True):
     picked = PRIMITIVES["take_along_axis"](logsoftmax(scores, axis), xp.expand_dims(raw, axis=axis),
                                            axis=axis)
     total = -PRIMITIVES["sum"](picked)
-    return total / raw.size if average else total
+    return total / math.prod(raw.shape) if average else total
 
 
 def accuracy(scores, labels, axis: int = -1) -> float:

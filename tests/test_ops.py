@@ -74,6 +74,18 @@ def test_nll_matches_torch_cross_entropy(n, classes, seed, average):
     check_grads(lambda s: ops.nll(s, labels, average=average), (scores,), order=2)
 
 
+def test_nll_and_accuracy_on_torch_tensors():
+    # torch's Tensor.size is a method, not the element count: nll's mean must not use it
+    rng = np.random.default_rng(0)
+    scores, labels = rng.standard_normal((5, 3)).astype(np.float32), rng.integers(0, 3, 5)
+    expected = ops.nll(scores, labels)
+    t_scores, t_labels = torch.from_numpy(scores), torch.from_numpy(labels)
+    np.testing.assert_allclose(float(ops.nll(t_scores, t_labels)), float(expected), rtol=1e-6)
+    g = kn.grad(lambda s: ops.nll(s, t_labels))(t_scores)
+    np.testing.assert_allclose(g.numpy(), kn.grad(lambda s: ops.nll(s, labels))(scores), rtol=1e-6)
+    assert ops.accuracy(t_scores, t_labels) == ops.accuracy(scores, labels)
+
+
 def test_nll_along_the_first_axis():
     rng = np.random.default_rng(0)
     scores, labels = rng.standard_normal((4, 3)), np.array([0, 3, 2])
