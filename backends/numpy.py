@@ -36,7 +36,11 @@ def logsumexp(x, *, axis=None, keepdims=False):
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-OVERRIDES = {"scatter_add": scatter_add, "logsumexp": logsumexp}
+def getitem(x: np.ndarray, *, key) -> np.ndarray:
+    return x[key]
+
+
+OVERRIDES = {"scatter_add": scatter_add, "logsumexp": logsumexp, "getitem": getitem}
 
 
 def to_numpy(x) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Our rules compute the gradients, not ``torch.autograd``. A tensor that already requires grad is
 used by value (detached, with one warning). Overrides: scatter-add through ``index_add_``, which
-accumulates repeated indices.
+accumulates repeated indices; indexing with negative-step slices, which torch refuses (it has
+no negative strides), through ``flip``.
 """
 
 from __future__ import annotations
@@ -23,12 +24,50 @@ def namespace():
     return compat_torch
 
 
+def _dims_taken(part) -> int:
+    if part is None:
+        return 0
+    if isinstance(part, torch.Tensor) and part.dtype == torch.bool:
+        return part.ndim
+    return 1
+
+
+def positive_steps(shape: tuple, key) -> tuple[list[int], tuple]:
+    """``(dims, key2)`` such that ``x.flip(dims)[key2]`` is ``x[key]`` and ``key2`` has no
+    negative-step slice (a slice ``s`` of a dim of size ``n`` becomes its mirror image)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    explicit = sum(_dims_taken(p) for p in parts if p is not Ellipsis)
+    dim, flips, out = 0, [], []
+    for p in parts:
+        if p is Ellipsis:
+            dim += len(shape) - explicit
+        elif isinstance(p, slice) and p.step is not None and p.step < 0:
+            n = shape[dim]
+            start, stop, step = p.indices(n)
+            count = len(range(start, stop, step))
+            first = n - 1 - start if count else 0
+            p = slice(first, first + count * -step, -step)
+            flips.append(dim)
+        out.append(p)
+        if p is not Ellipsis:
+            dim += _dims_taken(p)
+    return flips, tuple(out)
+
+
+def getitem(x: torch.Tensor, *, key) -> torch.Tensor:
+    flips, key = positive_steps(tuple(x.shape), key)
+    return (x.flip(flips) if flips else x)[key]
+
+
 def scatter_add(out: torch.Tensor, key, values) -> torch.Tensor:
-    """``out[key] += values`` with repeated indices accumulating, in place."""
+    """``out[key] += values`` with repeated indices accumulating; may write into ``out``."""
+    flips, key = positive_steps(tuple(out.shape), key)
     if is_basic_key(key):
-        out[key] += values
-        return out
-    positions = torch.arange(out.numel(), device=out.device).reshape(out.shape)[key]
+        target = out.flip(flips) if flips else out
+        target[key] += values
+        return target.flip(flips) if flips else target
+    positions = torch.arange(out.numel(), device=out.device).reshape(out.shape)
+    positions = (positions.flip(flips) if flips else positions)[key]
     out.view(-1).index_add_(0, positions.reshape(-1), torch.broadcast_to(values, positions.shape).reshape(-1))
     return out
 
@@ -47,4 +86,4 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
 
 
-OVERRIDES = {"scatter_add": scatter_add}
+OVERRIDES = {"scatter_add": scatter_add, "getitem": getitem}

@@ -20,26 +20,33 @@ def is_basic_key(key: Any) -> bool:
     return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
 
 
-def flat_positions(xp, shape: tuple, key: Any, device: Any = None):
-    """The flat (row-major) positions in an array of ``shape`` that ``x[key]`` selects.
+def select(xp, x, key: Any):
+    """``x[key]`` for the standard's keys and for the keys knetapi builds for ``take``:
+    full slices, one integer array, then ``...``. The standard does not require integer arrays
+    mixed with slices in a key, so those go through ``take`` (which wants 1-d indices: they are
+    flattened and their shape put back)."""
+    if isinstance(key, tuple) and len(key) > 1 and key[-1] is Ellipsis:
+        *leading, last, _ = key
+        if all(isinstance(p, slice) and p == slice(None) for p in leading) and \
+                hasattr(last, "dtype") and xp.isdtype(last.dtype, "integral"):
+            axis = len(leading)
+            picked = xp.take(x, xp.reshape(last, (-1,)), axis=axis)
+            return xp.reshape(picked, tuple(x.shape[:axis]) + tuple(last.shape) + tuple(x.shape[axis + 1:]))
+    return x[key]
 
-    A key of full slices followed by one integer array (what ``take`` selects) goes through
-    ``take``, since the standard does not require integer arrays mixed with slices in a key."""
-    positions = xp.reshape(xp.arange(math.prod(shape), device=device), shape)
-    parts = key if isinstance(key, tuple) else (key,)
-    *leading, last = parts
-    if all(isinstance(p, slice) and p == slice(None) for p in leading) and hasattr(last, "dtype") and \
-            xp.isdtype(last.dtype, "integral"):
-        axis = len(leading)             # take wants 1-d indices: flatten them, then put their shape back
-        picked = xp.take(positions, xp.reshape(last, (-1,)), axis=axis)
-        return xp.reshape(picked, shape[:axis] + tuple(last.shape) + shape[axis + 1:])
-    return positions[key]
+
+def flat_positions(xp, shape: tuple, key: Any, device: Any = None):
+    """The flat (row-major) positions in an array of ``shape`` that ``x[key]`` selects."""
+    return select(xp, xp.reshape(xp.arange(math.prod(shape), device=device), shape), key)
 
 
 def scatter_add(xp, out, key, values):
     """Return ``out`` with ``values`` added at ``out[key]``; may write into ``out``."""
     if is_basic_key(key):
-        out[key] = out[key] + values
+        parts = key if isinstance(key, tuple) else (key,)
+        where = tuple(p for p in parts if p is not None)    # the standard's setitem takes no None
+        target = out[where]
+        out[where] = target + xp.reshape(xp.broadcast_to(values, tuple(out[key].shape)), tuple(target.shape))
         return out
     shape = tuple(out.shape)
     pos = flat_positions(xp, shape, key, out.device)

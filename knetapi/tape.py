@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from . import cotangent
+from . import cotangent, registry
 from .traced import Traced
 
 _levels = itertools.count(1)   # next() is atomic under the GIL: levels are unique across threads
@@ -87,11 +87,30 @@ def record(prim, args: tuple, static: dict, trace: Trace) -> Traced:
     for i, a in enumerate(args):
         if type(a) is Traced and a._trace is trace:
             raw[i] = a._value
-            parents.append((i, a._node))
+            if a._node is not None:               # None: a constant (see _lift), no gradient
+                parents.append((i, a._node))
     value = prim(*raw, **static)
     node = Node(prim, raw, static, value, parents)
     trace.nodes.append(node)
     return Traced(value, node, trace)
+
+
+def _lift(g, y, args):
+    """Raw floating-point arrays among a rule's inputs as constants of the highest trace among them.
+
+    At higher order a rule mixes raw arrays with traced ones, and some libraries' arrays
+    (array-api-strict's) refuse a traced right operand instead of deferring to it; as traced values
+    without a node, raw arrays take part in operators and record nothing. Integer and boolean
+    arrays (indices, masks) stay raw: they are keys and static data, never operands of a gradient."""
+    top = max((a._trace for a in (g, y, *args) if type(a) is Traced), key=lambda t: t.level)
+    ns = top.backend.ns
+
+    def lift(a):
+        if type(a) is Traced or registry.owner(type(a)) is None:
+            return a
+        return Traced(a, None, top) if ns.isdtype(a.dtype, "real floating") else a
+
+    return lift(g), lift(y), [lift(a) for a in args]
 
 
 def backward(trace: Trace, output: Traced, seed: Any) -> None:
@@ -106,7 +125,10 @@ def backward(trace: Trace, output: Traced, seed: Any) -> None:
             continue
         g = cotangent.densify(cot, node.value, backend)
         args, static, y = node.args, node.static, node.value
-        xp = recording_ns if (type(g) is Traced or any(type(a) is Traced for a in args)) else raw_ns
+        xp = raw_ns
+        if type(g) is Traced or any(type(a) is Traced for a in args):
+            xp = recording_ns
+            g, y, args = _lift(g, y, args)
         for i, parent in node.parents:
             vjp = prim.vjp(i)
             if vjp is None:

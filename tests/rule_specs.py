@@ -687,11 +687,15 @@ SPECS: list[Spec] = [
     Spec("tril", triangle, kn.tril),
     Spec("triu", triangle, kn.triu),
 
-    # indexing and sorting
-    Spec("getitem", basic_key, lambda x, *, key: x[key], case="basic key"),
-    Spec("getitem", integer_arrays_key, lambda x, *, key: x[key], case="integer arrays"),
-    Spec("getitem", axis_array_key, lambda x, *, key: x[key], case="slices and an integer array"),
-    Spec("getitem", mask_key, lambda x, *, key: x[key], case="boolean mask"),
+    # indexing and sorting (``getitem`` called as the primitive, which is what ``x[key]`` runs on a
+    # traced value: finite differences evaluate the call on raw arrays too, and a raw torch tensor's
+    # own ``[]`` refuses negative-step slices, which the torch backend's getitem supports)
+    Spec("getitem", basic_key, lambda x, *, key: P["getitem"](x, key=key), case="basic key"),
+    Spec("getitem", integer_arrays_key, lambda x, *, key: P["getitem"](x, key=key),
+         case="integer arrays"),
+    Spec("getitem", axis_array_key, lambda x, *, key: P["getitem"](x, key=key),
+         case="slices and an integer array"),
+    Spec("getitem", mask_key, lambda x, *, key: P["getitem"](x, key=key), case="boolean mask"),
     Spec("take", take, kn.take),
     Spec("take_along_axis", take_along_axis, kn.take_along_axis),
     Spec("index_add", index_add, kn.index_add),

@@ -6,13 +6,14 @@ until summed, and become dense through one scatter-add, which accumulates repeat
 from __future__ import annotations
 
 from ..cotangent import IndexedCotangent
-from .table import rule
+from ..scatter import select
+from .table import PRIMITIVES, rule
 
 
 def take_key(x, indices, axis):
-    """The ``__getitem__`` key equivalent to ``take(x, indices, axis=axis)``."""
+    """The ``__getitem__`` key equivalent to ``take(x, indices, axis=axis)`` (see scatter.select)."""
     axis = 0 if axis is None else axis % x.ndim
-    return (slice(None),) * axis + (indices,)
+    return (slice(None),) * axis + (indices, ...)
 
 
 def take_along_axis_key(xp, x, indices, axis):
@@ -47,14 +48,14 @@ def _sort(xp, g, y, x, *, axis=-1, descending=False, stable=True):
 
 
 rule("getitem", lambda xp, g, y, x, *, key: IndexedCotangent(key, g),
-     impl=lambda ns, x, *, key: x[key])
+     impl=lambda ns, x, *, key: select(ns, x, key))
 rule("take", lambda xp, g, y, x, indices, *, axis=None: IndexedCotangent(take_key(x, indices, axis), g),
      None)
 rule("take_along_axis", lambda xp, g, y, x, indices, *, axis=-1:
      IndexedCotangent(take_along_axis_key(xp, x, indices, axis), g),
      None)
 rule("index_add", lambda xp, g, y, base, values, *, key: g,
-     lambda xp, g, y, base, values, *, key: g[key],
+     lambda xp, g, y, base, values, *, key: PRIMITIVES["getitem"](g, key=key),
      impl=_index_add,
      doc="index_add(base, values, /, *, key): a copy of base with values added at base[key]; "
          "repeated indices accumulate.")

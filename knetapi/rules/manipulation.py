@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .table import rule
 
 
@@ -15,11 +17,11 @@ def _negated(shift):
 
 def _concat(i, xp, g, y, *xs, axis=0):
     if axis is None:
-        start = sum(x.size for x in xs[:i])
-        return xp.reshape(g[start:start + xs[i].size], tuple(xs[i].shape))
+        start = sum(math.prod(x.shape) for x in xs[:i])
+        return xp.reshape(g[start:start + math.prod(xs[i].shape)], tuple(xs[i].shape))
     axis %= g.ndim
     start = sum(x.shape[axis] for x in xs[:i])
-    return g[(slice(None),) * axis + (slice(start, start + xs[i].shape[axis]),)]
+    return g[(slice(None),) * axis + (slice(start, start + xs[i].shape[axis]), ...)]
 
 
 def _flip(xp, g, y, x, *, axis=None):

@@ -69,7 +69,7 @@ def _std(xp, g, y, x, *, axis=None, correction=0.0, keepdims=False):
 
 def _along(x, axis, index):
     """A key selecting ``index`` (an int or slice) along ``axis``."""
-    return (slice(None),) * (axis % x.ndim) + (index,)
+    return (slice(None),) * (axis % x.ndim) + (index, ...)
 
 
 def _cumulative_sum(xp, g, y, x, *, axis=None, dtype=None, include_initial=False):
