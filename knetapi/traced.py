@@ -11,6 +11,7 @@ value. A raw numpy array or scalar on the left of an operator defers to the trac
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 from typing import Any
 
@@ -53,7 +54,7 @@ class Traced:
 
     @property
     def size(self) -> int:
-        return strip(self).size
+        return math.prod(self.shape)
 
     @property
     def device(self):
