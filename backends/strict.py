@@ -2,8 +2,8 @@
 
 array-api-strict refuses everything the standard leaves out, so code that runs here uses nothing
 beyond the standard. It overrides no op: every op runs its generic, standard-only implementation
-(knetapi.scatter for the backward of indexing). Optional: ``knetapi`` registers it on import only
-when ``array_api_strict`` is installed.
+(knetapi.scatter for the backward of indexing). Optional: ``knetapi`` registers it the first time
+it meets an array-api-strict array or the name ``"strict"`` (knetapi.registry.LAZY_BUILTINS).
 """
 
 from __future__ import annotations
