@@ -57,10 +57,13 @@ def main(argv=None):
           f"test houses, {xtrn.shape[1]} features; backend {args.backend}")
     print(f"epoch {0:5d}  loss {float(loss(w, xtrn, ytrn)):10.4f}")
     every = max(1, args.epochs // 10)
-    for epoch in range(1, args.epochs + 1):       # thousands of epochs a second: no progress bar
+    epochs = kn.progress(range(1, args.epochs + 1))
+    for epoch in epochs:
         w = train(w, data, args.lr)
         if epoch % every == 0 or epoch == args.epochs:
-            print(f"epoch {epoch:5d}  loss {float(loss(w, xtrn, ytrn)):10.4f}")
+            value = float(loss(w, xtrn, ytrn))
+            epochs.record(value)
+            print(f"epoch {epoch:5d}  loss {value:10.4f}")
     baseline = float(kn.sqrt(kn.mean((ytst - kn.mean(ytrn)) ** 2)))
     print(f"test RMSE {rmse(w, xtst, ytst):.3f} ($1000s); the mean predictor's: {baseline:.3f}")
 

@@ -2,8 +2,8 @@
 
 The bar is drawn on standard error only when it is a terminal: in scripts whose output goes to a
 file, in CI and under pytest, ``progress`` prints nothing and does not need tqdm. The loss comes from
-the items themselves when they are numbers (an iterable of losses), or from :meth:`Progress.record`,
-which :func:`knetapi.train` calls after each step when its data is wrapped in ``progress``.
+:meth:`Progress.record`, which :func:`knetapi.train` calls after each step when its data is wrapped
+in ``progress`` (a loop of one's own calls it too: ``bar.record(loss)``).
 """
 
 from __future__ import annotations
@@ -50,18 +50,13 @@ class Progress:
     def __iter__(self) -> Iterator[Any]:
         self.passes += 1
         if not _stderr_is_terminal():
-            for item in self.iterable:
-                if _is_scalar(item):
-                    self.record(item)
-                yield item
+            yield from self.iterable
             return
         bar = _tqdm()(total=len(self.iterable) if hasattr(self.iterable, "__len__") else None,
                       desc=f"epoch {self.passes}" if self._labelled else None,
                       mininterval=self.every, file=sys.stderr, dynamic_ncols=True)
         try:
             for item in self.iterable:
-                if _is_scalar(item):
-                    self.record(item)
                 yield item
                 if self.steps:
                     bar.set_postfix_str(f"loss={self.loss:.4g}", refresh=False)
@@ -90,14 +85,6 @@ def _stderr_is_terminal() -> bool:
         return bool(sys.stderr.isatty())
     except (AttributeError, ValueError):    # replaced by an object without isatty, or closed
         return False
-
-
-def _is_scalar(item: Any) -> bool:
-    if isinstance(item, (int, float)) and not isinstance(item, bool):
-        return True
-    if isinstance(item, (tuple, list, dict)):
-        return False
-    return registry.owner(type(item)) is not None and len(item.shape) == 0
 
 
 def _tqdm():

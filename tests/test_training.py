@@ -154,17 +154,24 @@ class _Terminal(io.StringIO):
 def test_progress_is_quiet_when_stderr_is_not_a_terminal(capfd):
     losses = [3.0, 2.0, 1.0]
     bar = kn.progress(losses)
-    assert list(bar) == losses
+    for loss in bar:
+        bar.record(loss)
     assert bar.loss == pytest.approx(np.average(losses, weights=[0.81, 0.9, 1.0]))
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 
 
 def test_progress_running_loss_is_a_bias_corrected_moving_average():
-    bar = kn.progress([5.0, 5.0, 5.0])
+    bar = kn.progress(range(3))
     assert bar.loss is None
-    list(bar)
+    for _ in bar:
+        bar.record(5.0)
     assert bar.loss == pytest.approx(5.0)
+
+
+def test_progress_items_are_not_taken_for_losses():
+    bar = kn.progress(range(1, 4))
+    assert list(bar) == [1, 2, 3] and bar.loss is None
 
 
 def test_progress_draws_loss_and_speed_on_a_terminal(monkeypatch):
