@@ -36,6 +36,6 @@ __all__ = [
     "primitive", "defvjp",
     "relu", "sigm", "elu", "softplus", "softmax", "logsoftmax", "nll", "accuracy", "bce", "logistic",
     "dropout", "mat", "conv4", "deconv4", "pool", "unpool",
-    "init", "optim", "minibatch", "progress", "train", "save", "load", "gradcheck",
+    "data", "init", "optim", "minibatch", "progress", "train", "save", "load", "gradcheck",
     *functions,
 ]

@@ -123,7 +123,7 @@ def first_maximum_key(x, y, window, padding, stride):
     the first, keeping the earliest offset whose element equals the window's maximum. A window
     whose maximum is -inf points at its first element inside the image (as torch)."""
     ns = backend_of(x).ns
-    (n, c, h, w), (kh, kw), (ph, pw), (sh, sw), out = x.shape, window, padding, stride, y.shape[2:]
+    (n, c, h, w), (_, kw), (ph, pw), (sh, sw), out = x.shape, window, padding, stride, y.shape[2:]
     padded = _pad(ns, x, padding, -ns.inf)
     keys = _slices(window, stride, NO_DILATION, out)
     k = ns.zeros(y.shape, dtype=ns.int64, device=x.device)
