@@ -2,25 +2,28 @@
 
 ``kn.<f>`` is every function of the Python Array API standard, dispatching on the argument types
 to a registered backend and recording on the tape when an argument is traced; beside them are the
-deep-learning toolbox (Knet's names) and the training utilities.
+deep-learning toolbox (Knet's names, ``knetapi.nn``), the training utilities (``knetapi.training``)
+and the testing helpers (``knetapi.testing``).
+
+The code is layered, one folder a layer: the core (this folder's modules: record, differentiate,
+dispatch), ``rules/`` (the derivative rules), and above them ``nn/``, ``training/``, ``testing/``
+and ``data/``, which use only the core's public names.
 """
 
-from . import data, init, optim, registry
+import sys as _sys
+
+from . import data, registry
 from .backends import numpy as _numpy_backend
-from .batches import minibatch
-from .checkpoint import load, save
-from .conv import conv4, deconv4, pool, unpool
 from .convert import convert
 from .differentiate import IndependentOutputWarning, grad, value_and_grad
-from .gradient_check import gradcheck
 from .namespace import COVERAGE, MISSING, STANDARD_FUNCTIONS, array_namespace, functions
-from .ops import (accuracy, bce, dropout, elu, logistic, logsoftmax, mat, nll, relu, sigm, softmax,
-                  softplus)
+from .nn import (accuracy, bce, conv4, deconv4, dropout, elu, init, logistic, logsoftmax, mat, nll,
+                 pool, relu, sigm, softmax, softplus, unpool)
 from .primitives import defvjp, primitive
-from .progressbar import progress
 from .registry import backend_of, register_backend
+from .testing import gradcheck
 from .traced import Traced
-from .training import train
+from .training import load, minibatch, optim, progress, save, train
 
 register_backend(_numpy_backend)
 
@@ -28,6 +31,17 @@ globals().update(functions)
 for _name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
               "float32", "float64", "complex64", "complex128", "e", "inf", "nan", "newaxis", "pi"):
     globals()[_name] = getattr(registry.default_backend().ns, _name)
+
+# kn.optim and kn.init are public modules: `import knetapi.optim` keeps working after their move.
+_sys.modules[f"{__name__}.optim"] = optim
+_sys.modules[f"{__name__}.init"] = init
+
+# The core's internal modules stay importable (`from knetapi.tape import Trace`) but are not
+# attributes of the package, where `kn.scatter(x)` would look like a function.
+for _module in ("composite", "cotangent", "differentiate", "namespace", "primitives", "pytree",
+                "scatter", "tape", "traced"):
+    globals().pop(_module, None)
+del _module, _name, _sys
 
 __version__ = "0.1.0"
 __all__ = [

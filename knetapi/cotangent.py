@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from .scatter import scatter_add
 from .traced import Traced, strip
+
+# The index_add primitive, which records a scatter-add at higher order. knetapi.rules.indexing
+# sets it: the rules are built on this module, so it cannot import them.
+_index_add = None
+
+
+def set_index_add(primitive) -> None:
+    """Set the primitive that densify records when a sparse part is traced (higher order)."""
+    global _index_add
+    _index_add = primitive
 
 
 class IndexedCotangent:
@@ -70,11 +81,10 @@ def densify(cot, like, backend) -> Any:
             dense = p if dense is None else dense + p
     if not sparse:
         return dense
-    from .rules import PRIMITIVES
     out = backend.ns.zeros_like(strip(like))
     for p in sparse:
         if type(p.values) is Traced or type(out) is Traced:
-            out = PRIMITIVES["index_add"](out, p.values, key=p.key)
+            out = _index_add(out, p.values, key=p.key)
         else:
             out = backend_scatter_add(backend, out, p.key, p.values)
     return out if dense is None else out + dense
@@ -85,5 +95,4 @@ def backend_scatter_add(backend, out, key, values):
     fast = backend.overrides.get("scatter_add")
     if fast is not None:
         return fast(out, key, values)
-    from .scatter import scatter_add
     return scatter_add(backend.ns, out, key, values)

@@ -168,6 +168,9 @@ class RecordingNamespace(ModuleType):
         self.backend = backend
 
 
+registry.set_recording_factory(RecordingNamespace)
+
+
 def array_namespace(*arrays: Any):
     """The namespace for ``arrays``, which may mix traced values and raw arrays of one backend:
     if any is traced, the namespace of the highest trace's values (``x.__array_namespace__()``:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-def _is_namedtuple(x: Any) -> bool:
+def is_namedtuple(x: Any) -> bool:
+    """Whether ``x`` is a named tuple (a tuple whose type has ``_fields``)."""
     return isinstance(x, tuple) and hasattr(type(x), "_fields")
 
 
@@ -18,7 +19,7 @@ def map_with_path(fn: Callable[[str, Any], Any], tree: Any, path: str) -> Any:
     Leaves are visited in a fixed order (lists and tuples by position, dicts by insertion order)."""
     if isinstance(tree, dict):
         return type(tree)((k, map_with_path(fn, v, f"{path}[{k!r}]")) for k, v in tree.items())
-    if _is_namedtuple(tree):
+    if is_namedtuple(tree):
         return type(tree)(*(map_with_path(fn, v, f"{path}.{f}") for f, v in zip(tree._fields, tree)))
     if isinstance(tree, (list, tuple)):
         return type(tree)(map_with_path(fn, v, f"{path}[{i}]") for i, v in enumerate(tree))

@@ -29,6 +29,8 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Callable
 
+from .traced import Traced
+
 REQUIRED_ATTRIBUTES = ("NAME", "ARRAY_TYPES", "namespace", "OVERRIDES")
 
 _lock = threading.Lock()
@@ -43,6 +45,16 @@ LAZY_BUILTINS = {"torch": ("torch", "knetapi.backends.torch"),
                  "array_api_strict": ("strict", "knetapi.backends.strict")}
 ENTRY_POINT_GROUP = "knetapi.backends"
 _lazy_loaded: set[str] = set()           # libraries of LAZY_BUILTINS and entry points already tried
+
+# Makes a backend's recording namespace; knetapi.namespace sets it when it is imported (the
+# registry does not import the namespace module, which is built on the rules built on it).
+_recording_factory: Callable[["Backend"], Any] | None = None
+
+
+def set_recording_factory(factory: Callable[["Backend"], Any]) -> None:
+    """Set what makes a backend's recording namespace (knetapi.namespace.RecordingNamespace)."""
+    global _recording_factory
+    _recording_factory = factory
 
 
 class Backend:
@@ -63,8 +75,7 @@ class Backend:
     def recording(self):
         """This backend's recording namespace (knetapi.namespace.RecordingNamespace)."""
         if self._recording is None:
-            from .namespace import RecordingNamespace
-            self._recording = RecordingNamespace(self)
+            self._recording = _recording_factory(self)
         return self._recording
 
     def __repr__(self) -> str:
@@ -180,8 +191,7 @@ def backend_of_arrays(args, what: str = "this function") -> Backend | None:
 
 def backend_of(x: Any) -> Backend:
     """The backend of an array, a traced value, or a Python scalar (the default backend, numpy)."""
-    from .traced import Traced
-    while isinstance(x, Traced):
+    if isinstance(x, Traced):
         return x._trace.backend
     if isinstance(x, SCALAR_TYPES):
         return default_backend()

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import knetapi as kn
-from knetapi import conv
+from knetapi.nn import conv
 from knetapi.rules import PRIMITIVES as P
 
 MAX_DIMS = 3
@@ -649,7 +649,7 @@ SPECS: list[Spec] = [
     Spec("clip", clip_bounds("none", "array"), P["clip"], case="max only"),
     Spec("astype", astype, P["astype"], check=LINEAR_IN_FLOAT32),
 
-    # activations (knetapi.ops)
+    # activations (knetapi.nn.activations)
     Spec("relu", unary(nonzero(0.1, 2.0)), P["relu"]),
     Spec("sigm", unary(real(-4.0, 4.0)), P["sigm"]),
     Spec("elu", elu, P["elu"]),
@@ -701,7 +701,7 @@ SPECS: list[Spec] = [
     Spec("index_add", index_add, kn.index_add),
     Spec("sort", sorting, kn.sort),
 
-    # convolution and pooling (through knetapi.conv, which checks and normalises the geometry)
+    # convolution and pooling (through knetapi.nn.conv, which checks and normalises the geometry)
     Spec("conv4", conv4, conv.conv4),
     Spec("conv4_w", conv4_w, P["conv4_w"]),
     Spec("deconv4", deconv4, conv.deconv4),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import knetapi as kn
-from knetapi.checkpoint import CheckpointError
+from knetapi.training.checkpoint import CheckpointError
 
 pytest.importorskip("safetensors")
 from safetensors.numpy import save_file  # noqa: E402

@@ -25,7 +25,7 @@ from hypothesis.extra.array_api import make_strategies_namespace
 
 import knetapi as kn
 from knetapi import registry
-from knetapi.conformance import TracedNamespace
+from knetapi.testing.conformance import TracedNamespace
 from knetapi.namespace import STANDARD_FUNCTIONS
 from knetapi.testing import traced_namespace
 from knetapi.traced import Traced, strip

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import knetapi as kn
-from knetapi.gradient_check import GradcheckReport
+from knetapi.testing import GradcheckReport
 from knetapi.primitives import defvjp, primitive
 from knetapi.testing import check_grads
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
 
 import knetapi as kn
-from knetapi import ops
+from knetapi import nn as ops
 from knetapi.testing import check_grads
 
 TORCH_EQUIVALENTS = {

@@ -1,4 +1,4 @@
-"""Derivative rules of the activation functions (knetapi.ops), written against the standard.
+"""Derivative rules of the activation functions (knetapi.nn.activations), written against the standard.
 
 Kinks: ``relu'(0) = 0`` (as torch.relu), ``elu'(0) = alpha`` (the exponential side, as torch).
 """

@@ -1,4 +1,4 @@
-"""Derivative rules of convolution and pooling (the public functions are in knetapi.conv).
+"""Derivative rules of convolution and pooling (the public functions are in knetapi.nn.conv).
 
 Images are NCHW; every geometry parameter is a pair ``(rows, columns)`` of ints (the public
 functions normalise them). Each VJP calls primitives of this table, so higher order works::
@@ -148,7 +148,7 @@ rule("conv4",
      lambda xp, g, y, w, x, **geometry: P["deconv4"](w, g, size=tuple(x.shape[2:]), **geometry),
      impl=_conv4,
      doc="conv4(w, x, /, *, padding, stride, dilation): cross-correlation of x (N, C, H, W) with "
-         "w (O, C, kh, kw) -> (N, O, Ho, Wo); geometry as pairs (see knetapi.conv.conv4).")
+         "w (O, C, kh, kw) -> (N, O, Ho, Wo); geometry as pairs (see knetapi.nn.conv.conv4).")
 rule("deconv4",
      lambda xp, g, y, w, x, *, size, **geometry: P["conv4_w"](g, x, kernel=tuple(w.shape[2:]), **geometry),
      lambda xp, g, y, w, x, *, size, **geometry: P["conv4"](w, g, **geometry),
@@ -163,7 +163,7 @@ rule("conv4_w",
          "w.r.t. w (O, C, *kernel) for the output cotangent dy (N, O, Ho, Wo).")
 rule("pool", _pool_vjp, impl=_pool,
      doc="pool(x, /, *, window, padding, stride, mode): max or average pooling of x (N, C, H, W) "
-         "-> (N, C, Ho, Wo); geometry as pairs (see knetapi.conv.pool).")
+         "-> (N, C, Ho, Wo); geometry as pairs (see knetapi.nn.conv.pool).")
 rule("unpool",
      lambda xp, g, y, x, *, size, window, padding, stride:
      P["pool"](g, window=window, padding=padding, stride=stride, mode="avg") * (window[0] * window[1]),

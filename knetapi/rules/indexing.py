@@ -5,7 +5,8 @@ until summed, and become dense through one scatter-add, which accumulates repeat
 
 from __future__ import annotations
 
-from ..cotangent import IndexedCotangent
+from ..cotangent import IndexedCotangent, backend_scatter_add, set_index_add
+from ..registry import backend_of
 from ..scatter import select
 from .table import PRIMITIVES, rule
 
@@ -37,8 +38,6 @@ def take_along_axis_key(xp, x, indices, axis):
 
 
 def _index_add(ns, base, values, *, key):
-    from ..cotangent import backend_scatter_add
-    from ..registry import backend_of
     return backend_scatter_add(backend_of(base), ns.asarray(base, copy=True), key, values)
 
 
@@ -60,3 +59,4 @@ rule("index_add", lambda xp, g, y, base, values, *, key: g,
      doc="index_add(base, values, /, *, key): a copy of base with values added at base[key]; "
          "repeated indices accumulate.")
 rule("sort", _sort)
+set_index_add(PRIMITIVES["index_add"])

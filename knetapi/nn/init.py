@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import registry
+from .. import registry
 
 
 def fans(shape: int | tuple[int, ...]) -> tuple[int, int]:

@@ -5,7 +5,7 @@ difference in one random direction, in float64 (:func:`knetapi.gradcheck`, as HI
 checker does); with ``order=2`` it checks the gradient of a directional derivative too (a
 Hessian-vector product), and so on.
 
-:func:`traced_namespace` (knetapi.conformance) is a full Array API namespace whose arrays are all
+:func:`traced_namespace` (knetapi.testing.conformance) is a full Array API namespace whose arrays are all
 traced values, for running standard conformance tooling against them.
 """
 
@@ -15,11 +15,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..differentiate import grad
 from .conformance import traced_namespace
-from .differentiate import grad
-from .gradient_check import check, dot, random_like
+from .gradient_check import GradcheckReport, check, dot, gradcheck, random_like
 
-__all__ = ["check_grads", "traced_namespace"]
+__all__ = ["check_grads", "gradcheck", "GradcheckReport", "traced_namespace"]
 
 
 def check_grads(f: Callable, args: Sequence, *, argnums: int | tuple[int, ...] = 0, order: int = 1,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from . import registry
-from .differentiate import value_and_grad
+from .. import registry
+from ..differentiate import value_and_grad
 from .progressbar import Progress
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from numbers import Integral
 
-from .rules import PRIMITIVES
+from ..rules import PRIMITIVES
 
 CONVOLUTION, CROSS_CORRELATION = 0, 1
 POOL_MODES = ("max", "avg")

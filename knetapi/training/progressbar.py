@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable, Iterator
 
-from . import registry
+from .. import registry
 
 SMOOTHING = 0.9   # weight of the past in the running loss (an exponential moving average)
 

@@ -15,11 +15,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from array_api_compat import device as device_of
 
-from . import registry
-from .convert import to_numpy
-from .differentiate import grad
-from .namespace import functions
-from .pytree import leaves, map_with_path, tree_map
+from .. import registry
+from ..convert import to_numpy
+from ..differentiate import grad
+from ..namespace import functions
+from ..pytree import leaves, map_with_path, tree_map
 
 SINGLE_TOLERANCE = (2e-2, 2e-3)     # (rtol, atol) when a differentiated leaf is float32 or float16
 DOUBLE_TOLERANCE = (1e-5, 1e-7)

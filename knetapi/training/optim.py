@@ -42,9 +42,9 @@ import math
 import numbers
 from typing import Any
 
-from . import registry
-from .pytree import _is_namedtuple, map_with_path
-from .traced import Traced
+from .. import registry
+from ..pytree import is_namedtuple, map_with_path
+from ..traced import Traced
 
 IN_PLACE_BACKENDS = frozenset({"numpy", "torch", "cupy"})
 
@@ -191,7 +191,7 @@ def _match(params: Any, grads: Any, path: str, out: list) -> None:
     if isinstance(params, dict):
         for k, v in params.items():
             _match(v, grads[k], f"{path}[{k!r}]", out)
-    elif _is_namedtuple(params):
+    elif is_namedtuple(params):
         for field, v, g in zip(params._fields, params, grads):
             _match(v, g, f"{path}.{field}", out)
     elif isinstance(params, (list, tuple)):

@@ -23,10 +23,10 @@ from collections import deque
 from types import ModuleType
 from typing import Any, Callable
 
-from . import registry
-from .namespace import DTYPES_AND_CONSTANTS, STANDARD_FUNCTIONS
-from .tape import Trace
-from .traced import Traced
+from .. import registry
+from ..namespace import DTYPES_AND_CONSTANTS, STANDARD_FUNCTIONS
+from ..tape import Trace
+from ..traced import Traced
 
 
 class ConformanceTrace(Trace):

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from . import registry
-from .convert import convert, to_numpy
-from .pytree import _is_namedtuple
-from .traced import Traced
+from .. import registry
+from ..convert import convert, to_numpy
+from ..pytree import is_namedtuple
+from ..traced import Traced
 
 METADATA_KEY = "knetapi"
 FORMAT_KEY = "knetapi_format"
@@ -144,7 +144,7 @@ def _encode(tree: Any, path: str, tensors: dict[str, np.ndarray]) -> Any:
                 raise TypeError(f"kn.save: {path} has the key {k!r} of type {registry.describe(k)}; "
                                 f"checkpoints keep dicts with string keys only")
         return {"dict": {k: _encode(v, f"{path}[{k!r}]", tensors) for k, v in tree.items()}}
-    if _is_namedtuple(tree):
+    if is_namedtuple(tree):
         return {"namedtuple": type(tree).__name__,
                 "fields": {f: _encode(v, f"{path}.{f}", tensors) for f, v in zip(tree._fields, tree)}}
     if isinstance(tree, (list, tuple)):

@@ -14,8 +14,8 @@ from typing import Any, Iterator
 import numpy as np
 from array_api_compat import device as device_of
 
-from . import registry
-from .traced import Traced
+from .. import registry
+from ..traced import Traced
 
 
 class Minibatches:
