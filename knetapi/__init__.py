@@ -15,6 +15,7 @@ import sys as _sys
 from . import data, registry
 from .backends import numpy as _numpy_backend
 from .convert import convert
+from .debugging import NonFiniteError, debug
 from .differentiate import IndependentOutputWarning, grad, value_and_grad
 from .namespace import COVERAGE, MISSING, STANDARD_FUNCTIONS, array_namespace, functions
 from .nn import (accuracy, bce, conv4, deconv4, dropout, elu, init, logistic, logsoftmax, mat, nll,
@@ -22,7 +23,7 @@ from .nn import (accuracy, bce, conv4, deconv4, dropout, elu, init, logistic, lo
 from .primitives import defvjp, primitive
 from .registry import backend_of, register_backend
 from .testing import gradcheck
-from .traced import Traced
+from .traced import Traced, value
 from .training import load, minibatch, optim, progress, save, train
 
 register_backend(_numpy_backend)
@@ -38,15 +39,15 @@ _sys.modules[f"{__name__}.init"] = init
 
 # The core's internal modules stay importable (`from knetapi.tape import Trace`) but are not
 # attributes of the package, where `kn.scatter(x)` would look like a function.
-for _module in ("composite", "cotangent", "differentiate", "namespace", "primitives", "pytree",
-                "scatter", "tape", "traced"):
+for _module in ("composite", "cotangent", "debugging", "differentiate", "namespace", "primitives",
+                "pytree", "scatter", "tape", "traced"):
     globals().pop(_module, None)
 del _module, _name, _sys
 
 __version__ = "0.1.0"
 __all__ = [
     "grad", "value_and_grad", "array_namespace", "register_backend", "backend_of", "convert",
-    "Traced", "IndependentOutputWarning", "STANDARD_FUNCTIONS", "COVERAGE", "MISSING",
+    "Traced", "value", "debug", "NonFiniteError", "IndependentOutputWarning", "STANDARD_FUNCTIONS", "COVERAGE", "MISSING",
     "primitive", "defvjp",
     "relu", "sigm", "elu", "softplus", "softmax", "logsoftmax", "nll", "accuracy", "bce", "logistic",
     "dropout", "mat", "conv4", "deconv4", "pool", "unpool",

@@ -33,6 +33,7 @@ def astype(x, dtype, /, *, copy: bool = True, device=None):
 def asarray(obj, /, *, dtype=None, device=None, copy=None):
     if type(obj) is Traced:
         return obj if dtype is None or dtype == obj.dtype else astype(obj, dtype)
+    refuse_traced_items(obj, "asarray")
     xp = _raw_ns(obj) if registry.owner(type(obj)) else registry.default_backend().ns
     return xp.asarray(obj, dtype=dtype, device=device, copy=copy)
 
@@ -158,6 +159,83 @@ def outer(x1, x2, /) -> Any:
         return _raw_ns(x1, x2).linalg.outer(x1, x2)
     return P["reshape"](x1, (-1, 1)) * P["reshape"](x2, (1, -1))
 
+
+def refuse_traced_items(obj, op: str, path: str = "") -> None:
+    """Raise if a list or tuple ``obj`` holds a traced value (asarray would drop it from the tape)."""
+    if isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            if type(item) is Traced:
+                raise TypeError(f"kn.{op}: item {path}[{i}] is a traced value, which {op} would take "
+                                f"off the tape; build the array with kn.stack([...]) (or kn.concat) to "
+                                f"keep its gradient")
+            refuse_traced_items(item, op, f"{path}[{i}]")
+
+
+# Creation functions differentiable in the values they take; ``ns`` is the raw namespace of the
+# backend that the dispatching function chose (knetapi.namespace.creation). A value given as an
+# array (traced or not) is computed by one formula, so a traced call and a raw one agree exactly,
+# and the result's dtype defaults to the value's.
+
+def full(ns, shape, fill_value, *, dtype=None, device=None):
+    if isinstance(fill_value, (bool, int, float, complex)):
+        return ns.full(shape, fill_value, dtype=dtype, device=device)
+    return _filled(ns, _shape(shape), fill_value, dtype or fill_value.dtype, device, "full")
+
+
+def full_like(ns, x, /, fill_value, *, dtype=None, device=None):
+    if isinstance(fill_value, (bool, int, float, complex)):
+        return ns.full_like(strip(x), fill_value, dtype=dtype, device=device)
+    return _filled(ns, tuple(x.shape), fill_value, dtype or x.dtype, device or x.device, "full_like")
+
+
+def linspace(ns, start, stop, /, num: int, *, dtype=None, device=None, endpoint: bool = True):
+    """start * (1 - t) + stop * t for t evenly spaced in [0, 1] (or [0, 1) without the endpoint)
+    when an end point is an array: the end points are exact, the gradient in them (1 - t, t)."""
+    arrays = [v for v in (start, stop) if not isinstance(v, (bool, int, float, complex))]
+    if not arrays:
+        return ns.linspace(start, stop, num, dtype=dtype, device=device, endpoint=endpoint)
+    for value, name in zip(arrays, ("start", "stop")):
+        _check_scalar(value, f"linspace's {name}")
+    device = device or arrays[0].device
+    if dtype is None:
+        dtype = ns.result_type(*(strip(a).dtype for a in arrays))
+        if not ns.isdtype(dtype, "real floating"):
+            dtype = ns.__array_namespace_info__().default_dtypes(device=device)["real floating"]
+    steps = max(num - 1, 1) if endpoint else max(num, 1)
+    t = ns.astype(ns.arange(num, device=device), dtype) / steps
+    start, stop = (_as(ns, v, dtype, device) for v in (start, stop))
+    # primitives, not operators: a raw array-api-strict array refuses a traced right operand
+    return P["add"](P["multiply"](start, 1 - t), P["multiply"](stop, t))
+
+
+def _filled(ns, shape: tuple, value, dtype, device, op: str):
+    """An array of ``shape`` filled with the 0-d array ``value`` (recorded when it is traced)."""
+    _check_scalar(value, op)
+    if _traced(value):
+        return P["broadcast_to"](asarray(value, dtype=dtype), shape)
+    return ns.zeros(shape, dtype=dtype, device=device) + ns.astype(value, dtype)
+
+
+def _as(ns, value, dtype, device):
+    """``value`` (a Python scalar, a raw array or a traced one) as an array of ``dtype``."""
+    if type(value) is Traced:
+        return asarray(value, dtype=dtype)
+    if isinstance(value, (bool, int, float, complex)):
+        return ns.asarray(value, dtype=dtype, device=device)
+    return ns.astype(value, dtype)
+
+
+def _check_scalar(value, op: str) -> None:
+    if value.ndim != 0:
+        raise ValueError(f"kn.{op}: the value must be a scalar (0-d), got an array of shape "
+                         f"{tuple(value.shape)}; use kn.broadcast_to for an array")
+
+
+def _shape(shape) -> tuple:
+    return (shape,) if isinstance(shape, int) else tuple(shape)
+
+
+RECORDED_CREATION = {"full": full, "full_like": full_like, "linspace": linspace}
 
 COMPOSITES = {f.__name__: f for f in (
     astype, asarray, clip, concat, stack, unstack, moveaxis, broadcast_arrays, meshgrid, tile,

@@ -163,15 +163,22 @@ def _check_output(out: Any, trace: Trace, f: Callable) -> Any:
     """The raw value of ``f``'s output, after checking that it is a scalar."""
     if type(out) is Traced and out._trace is trace:
         value = out._value
-    elif isinstance(out, (float, int)) and not isinstance(out, bool):
+    elif isinstance(out, float):
         return out
     elif type(out) is Traced or registry.owner(type(out)) is not None:
         value = out
+    elif isinstance(out, (bool, int)):
+        raise TypeError(f"grad: {_name(f)} returned a Python {type(out).__name__} ({out!r}); the "
+                        f"output must be a floating-point scalar")
     else:
         raise TypeError(f"grad: {_name(f)} must return a scalar array, got {registry.describe(out)}")
     if tuple(value.shape) != ():
         raise ValueError(f"grad: {_name(f)} must return a scalar (shape ()), got an array of shape "
                          f"{tuple(value.shape)}; reduce it first, e.g. with kn.sum or kn.mean")
+    if not registry.backend_of(value).ns.isdtype(value.dtype, "real floating"):
+        raise TypeError(f"grad: {_name(f)} returned a scalar of dtype {value.dtype}; the output must "
+                        f"be a floating-point scalar (a comparison or an integer result has no "
+                        f"gradient)")
     return value
 
 

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from . import registry
-from .composite import COMPOSITES
+from .composite import COMPOSITES, RECORDED_CREATION, refuse_traced_items
 from .primitives import no_rule
 from .rules import PRIMITIVES
 from .traced import Traced, ops, strip
@@ -76,6 +76,50 @@ def passthrough(name: str, bound: registry.Backend | None = None) -> Callable:
     return function
 
 
+def creation(name: str, bound: registry.Backend | None = None) -> Callable:
+    """The creation function ``name``, making arrays of the backend of its array arguments, else of
+    the library of its ``dtype``, else ``bound`` (numpy for ``kn.<f>``).
+
+    ``full``, ``full_like`` and ``linspace`` are differentiable in the values they take (the fill
+    value, the end points), which may be 0-d arrays: given a traced one they record
+    (knetapi.composite). ``arange`` refuses a traced value, whose gradient it could not carry."""
+    recorded = RECORDED_CREATION.get(name)
+
+    def function(*args, **kwargs):
+        traced = any(type(a) is Traced for a in (*args, *kwargs.values()))
+        args = list(args)
+        backend = (_owner_among([strip(a) for a in args]) or _dtype_backend(kwargs.get("dtype"))
+                   or bound or registry.default_backend())
+        if recorded is not None:
+            return recorded(backend.ns, *args, **kwargs)
+        if traced and name == "arange":
+            raise TypeError("kn.arange cannot take a traced value: its result would not carry the "
+                            "value's gradient. For a differentiable range write start + step * "
+                            "kn.arange(n) (or kn.linspace(start, stop, n))")
+        return getattr(backend.ns, name)(*[strip(a) for a in args],
+                                         **{k: strip(v) for k, v in kwargs.items()})
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = (f"The standard's {name}, on the backend of its arrays or dtype"
+                        + ("; differentiable in the values it takes." if recorded else "."))
+    return function
+
+
+def _dtype_backend(dtype) -> registry.Backend | None:
+    """The backend of the library a dtype object belongs to (``torch.float64``: torch), if any."""
+    if dtype is None or isinstance(dtype, str):
+        return None
+    library = (dtype if isinstance(dtype, type) else type(dtype)).__module__.partition(".")[0]
+    if library in registry.LAZY_BUILTINS:
+        try:
+            return registry.get_backend(registry.LAZY_BUILTINS[library][0])
+        except ValueError:
+            return None
+    for backend in registry.backends().values():
+        if any(t.__module__.partition(".")[0] == library for t in backend.array_types):
+            return backend
+    return None
+
+
 def _owner_among(args):
     """The backend of the first registered array among ``args`` (dtypes, shapes, scalars skipped)."""
     for a in args:
@@ -107,7 +151,9 @@ def _build_functions() -> dict[str, Callable]:
             functions[name] = COMPOSITES[name]
         elif name in PRIMITIVES:
             functions[name] = PRIMITIVES[name]
-        elif name in NON_DIFFERENTIABLE or name in CREATION:
+        elif name in CREATION:
+            functions[name] = creation(name)
+        elif name in NON_DIFFERENTIABLE:
             functions[name] = passthrough(name)
         elif name in MISSING:
             functions[name] = no_rule(name)
@@ -131,6 +177,7 @@ COVERAGE = {
                                            for n in STANDARD_FUNCTIONS),
     "non-differentiable": len(NON_DIFFERENTIABLE),
     "creation and dtype functions": len(CREATION),
+    "of which differentiable in the values they take": len(RECORDED_CREATION),
     "missing": len(MISSING),
 }
 
@@ -144,6 +191,7 @@ def bound_asarray(backend: registry.Backend) -> Callable:
     def asarray(obj, /, *, dtype=None, device=None, copy=None):
         if type(obj) is Traced:
             return COMPOSITES["asarray"](obj, dtype=dtype, device=device, copy=copy)
+        refuse_traced_items(obj, "asarray")
         return backend.ns.asarray(obj, dtype=dtype, device=device, copy=copy)
     return asarray
 
@@ -158,7 +206,7 @@ class RecordingNamespace(ModuleType):
         raw = backend.ns
         self.__dict__.update(functions)
         for name in CREATION:
-            self.__dict__[name] = passthrough(name, bound=backend)
+            self.__dict__[name] = creation(name, bound=backend)
         self.__dict__["asarray"] = bound_asarray(backend)
         for name in DTYPES_AND_CONSTANTS:
             if hasattr(raw, name):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from . import cotangent, registry
+from . import cotangent, debugging, registry
 from .traced import Traced
 
 _levels = itertools.count(1)   # next() is atomic under the GIL: levels are unique across threads
@@ -28,6 +28,7 @@ class Trace:
     """One differentiation's recording: its level, backend and nodes in creation order."""
 
     __slots__ = ("level", "backend", "nodes", "open")
+    differentiates = True   # its values' gradient is taken: float() on them raises (see Traced)
 
     def __init__(self, backend):
         self.level = next(_levels)
@@ -62,7 +63,7 @@ class Trace:
 class Node:
     """One recorded primitive call. ``parents`` pairs argument positions with their nodes."""
 
-    __slots__ = ("prim", "args", "static", "value", "parents", "cotangent")
+    __slots__ = ("prim", "args", "static", "value", "parents", "cotangent", "site")
 
     def __init__(self, prim, args, static, value, parents):
         self.prim = prim
@@ -91,6 +92,9 @@ def record(prim, args: tuple, static: dict, trace: Trace) -> Traced:
                 parents.append((i, a._node))
     value = prim(*raw, **static)
     node = Node(prim, raw, static, value, parents)
+    if debugging.checks_nan:         # kn.debug(nan=True): note the user's line, check the value
+        node.site = debugging.user_site()
+        debugging.check_forward(node, trace.backend)
     trace.nodes.append(node)
     return Traced(value, node, trace)
 
@@ -134,5 +138,7 @@ def backward(trace: Trace, output: Traced, seed: Any) -> None:
             if vjp is None:
                 continue
             pg = vjp(xp, g, y, *args, **static)
+            if debugging.checks_nan:
+                debugging.check_backward(node, i, pg, backend)
             parent.cotangent = cotangent.accumulate(parent.cotangent, cotangent.fit(xp, pg, parent.value))
         node.release()

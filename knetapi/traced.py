@@ -5,8 +5,11 @@ Every operator and method calls the dispatching function of the same name (``x +
 operators, ``//``) return what the value's trace makes of their raw result (``Trace.constant``):
 the raw array under ``grad``, a traced constant in ``knetapi.testing.traced_namespace``.
 Traced values are immutable: item assignment raises, and ``w += 1`` rebinds ``w`` to a new traced
-value. A raw numpy array or scalar on the left of an operator defers to the traced value
-(``__array_ufunc__ = None``), so ``x @ w`` and ``2 * w`` record instead of building object arrays.
+value. A numpy ufunc called on a traced value, or a numpy array or scalar on the left of an operator
+(``x @ w``, ``np.float32(2) * w``), runs the ``kn`` function of the same name, which records
+(``__array_ufunc__``). ``float()`` of a traced value raises, since the gradient through the Python
+number would be lost without a word; ``bool()``, ``int()`` and indexing work, for control flow,
+and ``kn.value(x)`` reads a value for logging.
 """
 
 from __future__ import annotations
@@ -27,11 +30,19 @@ def strip(x: Any) -> Any:
     return x
 
 
+def value(x: Any) -> Any:
+    """The raw value of ``x`` (``kn.value``): a traced value's array, any other value itself.
+
+    For logging and control flow inside a differentiated function (``print(kn.value(loss))``,
+    ``float(kn.value(x))``): no gradient flows through the result. Outside ``grad`` it is the
+    identity."""
+    return strip(x)
+
+
 class Traced:
     """A value recorded on a trace. ``_value`` is the raw array, or a value traced one level lower."""
 
     __slots__ = ("_value", "_node", "_trace")
-    __array_ufunc__ = None      # numpy operands defer to our reflected operators
     __array_priority__ = 1e6
 
     def __init__(self, value: Any, node: Any, trace: Any):
@@ -80,21 +91,41 @@ class Traced:
     def __repr__(self) -> str:
         return f"Traced({strip(self)!r}, level={self._trace.level})"
 
-    # --- conversion of 0-d values (control flow on values works) ------------------------------
+    # --- conversion of 0-d values -------------------------------------------------------------
+    # bool, int and index serve control flow and loop bounds (piecewise constant: no gradient is
+    # lost); float and complex would carry a differentiable value off the tape, so they refuse.
     def __bool__(self) -> bool:
         return bool(strip(self))
 
     def __float__(self) -> float:
+        _refuse_leaving_the_tape(self, "float()")
         return float(strip(self))
 
     def __int__(self) -> int:
         return int(strip(self))
 
     def __complex__(self) -> complex:
+        _refuse_leaving_the_tape(self, "complex()")
         return complex(strip(self))
+
+    def __format__(self, spec: str) -> str:
+        return format(strip(self), spec)
 
     def __index__(self) -> int:
         return strip(self).__index__()
+
+    def __array_ufunc__(self, ufunc, method: str, *inputs, **kwargs):
+        """numpy ufuncs (and numpy arrays on the left of an operator) run ``kn.<f>``, recording."""
+        name = NUMPY_UFUNC_NAMES.get(ufunc.__name__, ufunc.__name__)
+        function = getattr(ops, name, None)
+        if method != "__call__" or kwargs or function is None:
+            call = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+            why = (f"with {', '.join(kwargs)}=" if kwargs else "on a traced value")
+            fix = (f"kn.{name}(...)" if function is not None else "kn.<function> (kn.STANDARD_FUNCTIONS)")
+            raise TypeError(f"{call} cannot record on knetapi's tape {why}; use {fix}, and build new "
+                            f"arrays instead of writing into existing ones (kn.where, kn.stack)")
+        out = function(*inputs)
+        return out if type(out) is Traced else self._trace.constant(out)
 
     def __array__(self, *args, **kwargs):
         raise TypeError("a knetapi traced value cannot become a numpy array inside grad (the tape "
@@ -176,6 +207,28 @@ class Traced:
     def __ge__(self, other): return self._trace.constant(ops.greater_equal(self, other))
 
     __hash__ = None
+
+
+# numpy's names of ufuncs whose standard name differs (numpy.power is the standard's pow).
+NUMPY_UFUNC_NAMES = {
+    "absolute": "abs", "arccos": "acos", "arccosh": "acosh", "arcsin": "asin", "arcsinh": "asinh",
+    "arctan": "atan", "arctan2": "atan2", "arctanh": "atanh", "power": "pow", "true_divide": "divide",
+    "invert": "bitwise_invert", "left_shift": "bitwise_left_shift",
+    "right_shift": "bitwise_right_shift", "conjugate": "conj",
+}
+
+
+def _refuse_leaving_the_tape(x: Traced, conversion: str) -> None:
+    """Raise if ``x`` depends on the parameters of a differentiation still running."""
+    while type(x) is Traced:
+        if x._node is not None and x._trace.open and x._trace.differentiates:
+            raise TypeError(
+                f"{conversion} of a traced value would take it off the tape and its gradient would "
+                f"be silently lost (math functions, numpy item assignment and float() all do this). "
+                f"Keep it on the tape with kn functions (kn.exp instead of math.exp; kn.where or "
+                f"kn.stack instead of writing into an array); to read the value for logging or "
+                f"control flow, use kn.value(x), through which no gradient flows")
+        x = x._value
 
 
 def _raw_key(key: Any) -> Any:

@@ -21,7 +21,7 @@ PACKAGE = Path(kn.__file__).parent
 
 # Everything a user may reach from `import knetapi as kn` beside the standard's functions.
 PUBLIC_NAMES = (
-    "grad value_and_grad array_namespace register_backend backend_of convert Traced "
+    "grad value_and_grad array_namespace register_backend backend_of convert Traced value "
     "IndependentOutputWarning STANDARD_FUNCTIONS COVERAGE MISSING primitive defvjp "
     "relu sigm elu softplus softmax logsoftmax logsumexp nll accuracy bce logistic dropout mat "
     "conv4 deconv4 pool unpool data init optim minibatch progress train save load gradcheck "
@@ -37,7 +37,7 @@ CORE_PUBLIC = {
                          "owner", "Backend", "SCALAR_TYPES"},
     "knetapi.traced": {"Traced", "strip"},
     "knetapi.rules": {"PRIMITIVES"},
-    "knetapi.pytree": {"map_with_path", "tree_map", "leaves", "is_namedtuple"},
+    "knetapi.pytree": {"map_with_path", "tree_map", "leaves", "is_namedtuple", "enter", "MAX_DEPTH"},
     "knetapi.convert": {"convert", "to_numpy"},
     "knetapi.differentiate": {"grad", "value_and_grad"},
     "knetapi.namespace": {"functions", "STANDARD_FUNCTIONS", "DTYPES_AND_CONSTANTS"},

@@ -39,6 +39,7 @@ class ConformanceTrace(Trace):
     namespace as its values' namespace."""
 
     __slots__ = ("_namespace",)
+    differentiates = False   # no gradient is taken of its values: float() on them is fine
 
     def __init__(self, backend: registry.Backend, namespace: "TracedNamespace"):
         super().__init__(backend)
