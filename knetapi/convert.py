@@ -14,7 +14,9 @@ from .traced import Traced
 def convert(tree: Any, backend: str, device: Any = None) -> Any:
     """A copy of ``tree`` with every array leaf on ``backend`` (a registered name such as
     ``"numpy"`` or ``"torch"``), on ``device`` if given; structure and dtypes are kept, Python
-    scalars and None pass through. Arrays go through host memory (numpy) when backends differ."""
+    scalars and None pass through. Arrays go through host memory (numpy) when backends differ.
+    TypeError names the path of a leaf that is not an array; ValueError a cyclic or too deep
+    tree."""
     target = registry.get_backend(backend)
 
     def move(path: str, x: Any) -> Any:

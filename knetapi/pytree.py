@@ -1,11 +1,15 @@
 """Pytrees: any nesting of list, tuple (named tuples too) and dict whose leaves are values.
 
-Paths name a leaf the way a user would write it: ``w['layer1'][0]``.
+Paths name a leaf the way a user would write it: ``w['layer1'][0]``. A pytree is finite and at
+most :data:`MAX_DEPTH` containers deep: walking a cyclic one (a list that contains itself) or a
+deeper one raises ValueError naming the path, never RecursionError.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
+
+MAX_DEPTH = 100     # containers nested in one another; models' parameters use a handful
 
 
 def is_namedtuple(x: Any) -> bool:
@@ -13,17 +17,40 @@ def is_namedtuple(x: Any) -> bool:
     return isinstance(x, tuple) and hasattr(type(x), "_fields")
 
 
+def enter(container: Any, path: str, ancestors: dict[int, str]) -> dict[int, str]:
+    """``ancestors`` (the id and path of each container from the root down to ``container``'s
+    parent) with ``container`` added. ValueError naming ``path`` if ``container`` is one of them
+    (the tree is cyclic) or if the tree nests more than :data:`MAX_DEPTH` containers."""
+    if id(container) in ancestors:
+        raise ValueError(f"the pytree is cyclic: {path or 'the root'} is "
+                         f"{ancestors[id(container)] or 'the root'} itself (a "
+                         f"{type(container).__name__} that contains itself); pass a tree without "
+                         f"cycles")
+    if len(ancestors) >= MAX_DEPTH:
+        raise ValueError(f"the pytree is too deep: {path or 'the root'} is nested in more than "
+                         f"{MAX_DEPTH} lists, tuples and dicts (at most {MAX_DEPTH} levels); "
+                         f"flatten it, e.g. into a list or a dict of arrays")
+    return {**ancestors, id(container): path}
+
+
 def map_with_path(fn: Callable[[str, Any], Any], tree: Any, path: str) -> Any:
     """A tree of the same structure with each leaf replaced by ``fn(path_of_leaf, leaf)``.
 
-    Leaves are visited in a fixed order (lists and tuples by position, dicts by insertion order)."""
+    Leaves are visited in a fixed order (lists and tuples by position, dicts by insertion order).
+    ValueError for a cyclic tree or one nested too deeply (see :func:`enter`)."""
+    return _map(fn, tree, path, {})
+
+
+def _map(fn: Callable[[str, Any], Any], tree: Any, path: str, ancestors: dict[int, str]) -> Any:
+    if not isinstance(tree, (dict, list, tuple)):
+        return fn(path, tree)
+    ancestors = enter(tree, path, ancestors)
     if isinstance(tree, dict):
-        return type(tree)((k, map_with_path(fn, v, f"{path}[{k!r}]")) for k, v in tree.items())
+        return type(tree)((k, _map(fn, v, f"{path}[{k!r}]", ancestors)) for k, v in tree.items())
     if is_namedtuple(tree):
-        return type(tree)(*(map_with_path(fn, v, f"{path}.{f}") for f, v in zip(tree._fields, tree)))
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(map_with_path(fn, v, f"{path}[{i}]") for i, v in enumerate(tree))
-    return fn(path, tree)
+        return type(tree)(*(_map(fn, v, f"{path}.{f}", ancestors)
+                            for f, v in zip(tree._fields, tree)))
+    return type(tree)(_map(fn, v, f"{path}[{i}]", ancestors) for i, v in enumerate(tree))
 
 
 def tree_map(fn: Callable[[Any], Any], tree: Any) -> Any:

@@ -2,7 +2,9 @@
 
 An IDX file is a 4-byte magic number (two zero bytes, a data type code, the number of dimensions),
 one big-endian uint32 per dimension, then the values, big-endian, in row-major order. Nothing here
-trusts the header without checking it against the file's length.
+trusts the header: the values are read in chunks up to the size the header gives, so a header that
+claims more than the file holds costs no more memory than the file's content, and a gzip stream
+that decompresses to more than the header gives is counted, never held.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import os
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -19,6 +22,7 @@ import numpy as np
 DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
           0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 20     # bytes read at a time
 
 
 def read_idx(file: str | os.PathLike[str]) -> np.ndarray:
@@ -29,47 +33,70 @@ def read_idx(file: str | os.PathLike[str]) -> np.ndarray:
     ``FileNotFoundError`` if there is no such file, and ``ValueError`` naming the file and what is
     wrong when it is not a valid IDX file: corrupt gzip data, a wrong magic number, an unknown type
     code, or a length that differs from the one the header's dimensions give (truncated or extra
-    bytes).
+    bytes). Memory use is bounded by the file's (decompressed) content, whatever its header claims.
     """
     file = Path(file)
-    data = file.read_bytes()
-    gzipped = data[:2] == GZIP_MAGIC
-    if gzipped:
-        data = _gunzip(file, data)
-    size = f"{len(data)} bytes{' once decompressed' if gzipped else ''}"
-    if len(data) < 4:
-        raise ValueError(f"{file}: {size}, too short for an IDX header (4 bytes of "
-                         f"magic number, then 4 per dimension)")
-    magic = int.from_bytes(data[:4], "big")
-    if data[:2] != b"\0\0":
-        what = (" once decompressed" if gzipped else
-                " nor gzip data, though named .gz" if file.suffix == ".gz" else "")
-        raise ValueError(f"{file}: not an IDX file{what}: magic number 0x{magic:08X}, expected "
+    with open(file, "rb") as raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        if not gzipped:
+            return _parse(file, raw, "")
+        try:
+            with gzip.GzipFile(fileobj=raw) as stream:
+                return _parse(file, stream, " once decompressed")
+        except (OSError, EOFError, zlib.error) as err:    # gzip.BadGzipFile is an OSError
+            raise ValueError(f"{file}: corrupt gzip data ({err})") from None
+
+
+def _parse(file: Path, stream: BinaryIO, unzipped: str) -> np.ndarray:
+    """The array in the IDX ``stream`` read from ``file``; ``unzipped`` qualifies the sizes that
+    errors give."""
+    magic = stream.read(4)
+    if len(magic) < 4:
+        raise ValueError(f"{file}: {len(magic)} bytes{unzipped}, too short for an IDX header (4 "
+                         f"bytes of magic number, then 4 per dimension)")
+    number = int.from_bytes(magic, "big")
+    if magic[:2] != b"\0\0":
+        what = unzipped or (" nor gzip data, though named .gz" if file.suffix == ".gz" else "")
+        raise ValueError(f"{file}: not an IDX file{what}: magic number 0x{number:08X}, expected "
                          f"0x0000TTDD (two zero bytes, type code TT, number of dimensions DD)")
-    code, ndim = data[2], data[3]
+    code, ndim = magic[2], magic[3]
     if code not in DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in DTYPES)
-        raise ValueError(f"{file}: magic number 0x{magic:08X} has an unknown IDX type code "
+        raise ValueError(f"{file}: magic number 0x{number:08X} has an unknown IDX type code "
                          f"0x{code:02X} (known: {known})")
     start = 4 + 4 * ndim
-    if len(data) < start:
-        raise ValueError(f"{file}: truncated: {size}, but a header of {ndim} dimensions "
-                         f"takes {start}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise ValueError(f"{file}: truncated: {4 + len(dims)} bytes{unzipped}, but a header of "
+                         f"{ndim} dimensions takes {start}")
+    shape = tuple(int.from_bytes(dims[i:i + 4], "big") for i in range(0, 4 * ndim, 4))
     dtype = DTYPES[code]
-    count = math.prod(shape)
-    expected = start + count * dtype.itemsize
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else f"{len(data) - expected} extra bytes"
-        raise ValueError(f"{file}: {what}: {size}, but its header gives shape {shape} "
-                         f"of {dtype.newbyteorder('=').name}, which takes {expected}")
-    values = np.frombuffer(data, dtype=dtype, count=count, offset=start)
-    return values.astype(dtype.newbyteorder("=")).reshape(shape)
+    expected = start + math.prod(shape) * dtype.itemsize
+    values = _read_up_to(stream, expected - start)
+    length = start + len(values) + _count_rest(stream)
+    if length != expected:
+        what = "truncated" if length < expected else f"{length - expected} extra bytes"
+        raise ValueError(f"{file}: {what}: {length} bytes{unzipped}, but its header gives shape "
+                         f"{shape} of {dtype.newbyteorder('=').name}, which takes {expected}")
+    return np.frombuffer(values, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
 
 
-def _gunzip(file: Path, data: bytes) -> bytes:
-    """The gzip data ``data`` of ``file``, decompressed; ValueError naming the file if corrupt."""
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as err:    # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{file}: corrupt gzip data ({err})") from None
+def _read_up_to(stream: BinaryIO, size: int) -> bytearray:
+    """The next ``size`` bytes of ``stream``, or all that is left if fewer, read chunk by chunk:
+    never more memory than the stream holds, whatever ``size`` is."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = stream.read(min(CHUNK, size - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _count_rest(stream: BinaryIO) -> int:
+    """The number of bytes left in ``stream``, read chunk by chunk and dropped."""
+    count = 0
+    while chunk := stream.read(CHUNK):
+        count += len(chunk)
+    return count

@@ -110,6 +110,7 @@ def check(f: Callable, args: Sequence, argnums: int | tuple[int, ...], eps: floa
 
     gradients = grad(scalar, nums)(*args)
     problems = [p for i, g in zip(nums, gradients) for p in _mismatches(args[i], g, f"args[{i}]")]
+    problems += [p for i in nums for p in _nan_leaves(args[i], f"args[{i}]")]
     direction = [random_like(rng, args[i]) for i in nums]
     analytic = sum(_host_dot(g, d) for g, d in zip(gradients, direction))
     scale = sum(_host_dot(g, d, absolute=True) for g, d in zip(gradients, direction))
@@ -184,6 +185,19 @@ def _mismatches(param: Any, gradient: Any, root: str) -> list[str]:
             found.append(f"the gradient of {path} has dtype {g.dtype}, its parameter {p.dtype}")
 
     map_with_path(compare, param, root)
+    return found
+
+
+def _nan_leaves(param: Any, root: str) -> list[str]:
+    """A problem for each leaf of ``param`` holding NaN (both derivatives are then NaN)."""
+    found: list[str] = []
+
+    def visit(path: str, x: Any) -> None:
+        xp = registry.backend_of(x).ns
+        if bool(xp.any(xp.isnan(xp.asarray(x)))):
+            found.append(f"{path} holds NaN, so both derivatives are NaN: check at finite arguments")
+
+    map_with_path(visit, param, root)
     return found
 
 

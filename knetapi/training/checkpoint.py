@@ -10,23 +10,26 @@ A checkpoint is a standard safetensors file: one tensor per array leaf, named by
 
 Loading parses that JSON and reads raw tensor bytes; nothing in the file is ever executed (no
 pickle), and a file that is not such a checkpoint raises :class:`CheckpointError` naming the file
-and what is wrong with it. A safetensors file written by other tools (no ``knetapi`` metadata)
-loads as a dict from tensor name to array. ``safetensors`` is imported only when saving or loading.
+and what is wrong with it. Every entry of the safetensors header is checked against the file's
+length before a tensor is read, so a header that lies about sizes or offsets costs nothing. A
+safetensors file written by other tools (no ``knetapi`` metadata) loads as a dict from tensor name
+to array. ``safetensors`` is imported only when saving or loading.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import math
 import os
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from .. import registry
 from ..convert import convert, to_numpy
-from ..pytree import is_namedtuple
+from ..pytree import MAX_DEPTH, enter, is_namedtuple
 from ..traced import Traced
 
 METADATA_KEY = "knetapi"
@@ -42,10 +45,11 @@ _FOREIGN_FORMATS = (   # leading bytes of files people may mistake for checkpoin
     (b"\x89HDF", "an HDF5 file"),
 )
 
-
-_STORABLE = {np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
-                                   np.uint16, np.uint32, np.uint64, np.float16, np.float32,
-                                   np.float64, np.complex64)}
+# safetensors' dtype names -> the numpy dtypes they hold: what a checkpoint stores and loads
+DTYPES = {name: np.dtype(t) for name, t in (
+    ("BOOL", np.bool_), ("U8", np.uint8), ("I8", np.int8), ("U16", np.uint16), ("I16", np.int16),
+    ("U32", np.uint32), ("I32", np.int32), ("U64", np.uint64), ("I64", np.int64),
+    ("F16", np.float16), ("F32", np.float32), ("F64", np.float64), ("C64", np.complex64))}
 
 
 class CheckpointError(ValueError):
@@ -57,12 +61,15 @@ def save(path: str | os.PathLike, params: Any) -> None:
 
     Array leaves of any registered backend keep their dtype and backend name (arrays are stored from
     host memory: device placement is not kept; numpy scalars come back as 0-d numpy arrays); Python
-    int, float, bool and None leaves are kept exactly; lists, tuples, named tuples and dicts with string keys keep their structure."""
+    int, float, bool and None leaves are kept exactly; lists, tuples, named tuples and dicts with
+    string keys keep their structure. Nothing is written when ``params`` cannot be saved (a leaf
+    of another type, a cyclic tree or one nested too deeply: TypeError or ValueError naming its
+    path)."""
     path = _check_path(path, "save")
     if os.path.isdir(path):
         raise IsADirectoryError(f"kn.save: {path} is a folder; give a file name")
     tensors: dict[str, np.ndarray] = {}
-    structure = _encode(params, ROOT, tensors)
+    structure = _encode(params, ROOT, tensors, {})
     metadata = {METADATA_KEY: json.dumps(structure), FORMAT_KEY: FORMAT}
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -98,19 +105,15 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Any:
     if metadata.get(FORMAT_KEY) != FORMAT:
         raise CheckpointError(f"kn.load: {path} has knetapi format {metadata.get(FORMAT_KEY)!r}; "
                               f"this version reads format {FORMAT}")
-    nested = CheckpointError(f"kn.load: {path}: the pytree in its metadata is nested too deeply")
     try:
         structure = json.loads(metadata[METADATA_KEY])
     except RecursionError:
-        raise nested from None
+        raise _too_deep(path, ROOT) from None
     except ValueError as e:
         raise CheckpointError(f"kn.load: {path}: the pytree in its metadata is not valid JSON "
                               f"({e})") from None
     used: set[str] = set()
-    try:
-        tree = _decode(structure, ROOT, tensors, used, backend, path)
-    except RecursionError:
-        raise nested from None
+    tree = _decode(structure, ROOT, 0, tensors, used, backend, path)
     unused = sorted(set(tensors) - used)
     if unused:
         raise CheckpointError(f"kn.load: {path}: the metadata's pytree does not use the tensor(s) "
@@ -137,19 +140,25 @@ def _safetensors():
 
 
 # --- saving -------------------------------------------------------------------------------------
-def _encode(tree: Any, path: str, tensors: dict[str, np.ndarray]) -> Any:
+def _encode(tree: Any, path: str, tensors: dict[str, np.ndarray], ancestors: dict[int, str]) -> Any:
+    """The metadata's JSON for ``tree``, adding its arrays to ``tensors``; ``ancestors`` are the
+    containers above it (knetapi.pytree.enter: a cyclic or too deep tree is a ValueError)."""
+    if isinstance(tree, (dict, list, tuple)):
+        ancestors = enter(tree, path, ancestors)
     if isinstance(tree, dict):
         for k in tree:
             if not isinstance(k, str):
                 raise TypeError(f"kn.save: {path} has the key {k!r} of type {registry.describe(k)}; "
                                 f"checkpoints keep dicts with string keys only")
-        return {"dict": {k: _encode(v, f"{path}[{k!r}]", tensors) for k, v in tree.items()}}
+        return {"dict": {k: _encode(v, f"{path}[{k!r}]", tensors, ancestors)
+                         for k, v in tree.items()}}
     if is_namedtuple(tree):
         return {"namedtuple": type(tree).__name__,
-                "fields": {f: _encode(v, f"{path}.{f}", tensors) for f, v in zip(tree._fields, tree)}}
+                "fields": {f: _encode(v, f"{path}.{f}", tensors, ancestors)
+                           for f, v in zip(tree._fields, tree)}}
     if isinstance(tree, (list, tuple)):
         kind = "list" if isinstance(tree, list) else "tuple"
-        return {kind: [_encode(v, f"{path}[{i}]", tensors) for i, v in enumerate(tree)]}
+        return {kind: [_encode(v, f"{path}[{i}]", tensors, ancestors) for i, v in enumerate(tree)]}
     if tree is None or isinstance(tree, (bool, int, float)) and not isinstance(tree, np.generic):
         return tree
     if type(tree) is Traced:
@@ -165,7 +174,7 @@ def _encode(tree: Any, path: str, tensors: dict[str, np.ndarray]) -> Any:
     except (TypeError, RuntimeError, BufferError) as e:
         raise TypeError(f"kn.save: {path} (dtype {tree.dtype}) cannot be copied to a numpy array "
                         f"({e}); cast it first, e.g. to float32") from None
-    if host.dtype not in _STORABLE:
+    if host.dtype not in DTYPES.values():
         raise TypeError(f"kn.save: {path} has dtype {tree.dtype}, which safetensors cannot store")
     tensors[path] = host
     return {"array": path, "backend": backend.name}
@@ -173,30 +182,100 @@ def _encode(tree: Any, path: str, tensors: dict[str, np.ndarray]) -> Any:
 
 # --- loading ------------------------------------------------------------------------------------
 def _check_header(path: str) -> None:
-    """Check the safetensors framing (an 8-byte little-endian header length, then a JSON header)
-    before parsing, to give a clear error for foreign, truncated and hostile files."""
+    """Check the safetensors framing (an 8-byte little-endian header length, then a JSON object)
+    and every tensor entry of the header against the data after it, before safetensors parses
+    the file, so that foreign, truncated, corrupt and hostile files get an error naming the
+    file, the tensor and the field at fault."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         start = f.read(8)
-        first = f.read(1)
-    header = int.from_bytes(start, "little") if len(start) == 8 else None
-    if header is not None and header <= min(MAX_HEADER_BYTES, size - 8) and first == b"{":
-        return
+        length = int.from_bytes(start, "little") if len(start) == 8 else None
+        plausible = length is not None and length <= min(MAX_HEADER_BYTES, size - 8)
+        text = f.read(length) if plausible else b""
+    if not text.startswith(b"{"):
+        _refuse_framing(path, start, length, size)
+    try:
+        header = json.loads(text)
+    except RecursionError:
+        raise _invalid(path, "its header is nested too deeply") from None
+    except ValueError as e:                   # UnicodeDecodeError is a ValueError
+        raise _invalid(path, f"its header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise _invalid(path, "its header is not a JSON object")
+    _check_tensors(header, size - 8 - length, path)
+
+
+def _invalid(path: str, what: str) -> CheckpointError:
+    return CheckpointError(f"kn.load: {path} is not a valid safetensors file: {what}; the file is "
+                           f"corrupt or truncated (save it again, or restore a good copy)")
+
+
+def _refuse_framing(path: str, start: bytes, length: int | None, size: int) -> NoReturn:
+    """Raise the CheckpointError saying why ``path`` (whose first bytes are ``start``) has no
+    safetensors header: a foreign format, too short, a header length out of bounds, not JSON."""
     for magic, what in _FOREIGN_FORMATS:
         if start.startswith(magic):
             raise CheckpointError(f"kn.load: {path} looks like {what}, not a safetensors "
                                   f"checkpoint; knetapi never unpickles or runs code from a file")
-    if header is None:
+    if length is None:
         raise CheckpointError(f"kn.load: {path} has {size} byte(s): too short for a safetensors "
                               f"file (truncated or empty)")
-    if header > MAX_HEADER_BYTES:
-        raise CheckpointError(f"kn.load: {path}: its header claims {header} bytes, more than the "
-                              f"{MAX_HEADER_BYTES} safetensors allows; the file is corrupt or hostile")
-    if header > size - 8:
-        raise CheckpointError(f"kn.load: {path}: its header claims {header} bytes but only "
+    if length > MAX_HEADER_BYTES:
+        raise CheckpointError(f"kn.load: {path}: its header claims {length} bytes, more than the "
+                              f"{MAX_HEADER_BYTES} safetensors allows; the file is corrupt, "
+                              f"hostile or not a safetensors file")
+    if length > size - 8:
+        raise CheckpointError(f"kn.load: {path}: its header claims {length} bytes but only "
                               f"{size - 8} follow; the file is truncated or corrupt")
     raise CheckpointError(f"kn.load: {path} is not a safetensors file: its header is not a JSON "
                           f"object")
+
+
+def _check_tensors(header: dict, data_size: int, path: str) -> None:
+    """Check the tensor entries of the safetensors ``header`` against the ``data_size`` bytes after
+    it: a dtype numpy holds, a shape of non-negative ints, ``data_offsets`` inside the data that
+    span the shape's byte size, and spans that tile the data (no overlap, gap or extra bytes)."""
+    spans = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise _invalid(path, "its __metadata__ is not a JSON object of strings")
+            continue
+        if not isinstance(entry, dict):
+            raise _invalid(path, f"the entry of tensor {name!r} is not a JSON object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in DTYPES:
+            raise CheckpointError(f"kn.load: {path}: tensor {name!r} has the dtype {dtype!r}, "
+                                  f"which knetapi does not load (it loads {', '.join(DTYPES)}: "
+                                  f"numpy's); read such a file with safetensors.torch.load_file")
+        if not _ints(shape):
+            raise _invalid(path, f"tensor {name!r} has the shape {shape!r}, not a list of "
+                                 f"non-negative integers")
+        if not (_ints(offsets) and len(offsets) == 2 and offsets[0] <= offsets[1] <= data_size):
+            raise _invalid(path, f"tensor {name!r} has the data_offsets {offsets!r}, not [begin, "
+                                 f"end] with 0 <= begin <= end <= {data_size}, the bytes of data "
+                                 f"after the header")
+        nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+        if offsets[1] - offsets[0] != nbytes:
+            raise _invalid(path, f"tensor {name!r} has the shape {shape} of {dtype}, {nbytes} "
+                                 f"bytes, but its data_offsets {offsets} span "
+                                 f"{offsets[1] - offsets[0]}")
+        spans.append((offsets[0], offsets[1], name))
+    end, before = 0, "the start of the data"
+    for begin, stop, name in sorted(spans):
+        if begin != end:
+            what = "overlaps" if begin < end else f"leaves bytes {end} to {begin} unused after"
+            raise _invalid(path, f"the data of tensor {name!r} {what} {before} (safetensors "
+                                 f"stores the tensors back to back)")
+        end, before = stop, f"tensor {name!r}"
+    if end != data_size:
+        raise _invalid(path, f"its tensors' data ends at byte {end}, but {data_size} bytes follow "
+                             f"the header")
+
+
+def _ints(x: Any) -> bool:
+    """Whether ``x`` is a JSON list of non-negative integers."""
+    return isinstance(x, list) and all(type(i) is int and i >= 0 for i in x)
 
 
 def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str] | None]:
@@ -208,11 +287,13 @@ def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str] | None]:
         raise CheckpointError(f"kn.load: {path} is not a valid safetensors file: {e}") from None
 
 
-def _decode(node: Any, path: str, tensors: dict[str, np.ndarray], used: set[str],
+def _decode(node: Any, path: str, depth: int, tensors: dict[str, np.ndarray], used: set[str],
             backend: str | None, file: str) -> Any:
-    """The pytree that the metadata's JSON ``node`` describes, checked against ``tensors``."""
+    """The pytree that the metadata's JSON ``node`` describes, checked against ``tensors``;
+    ``node`` is inside ``depth`` containers."""
     def bad(what: str) -> CheckpointError:
-        return CheckpointError(f"kn.load: {file}: malformed metadata at {path}: {what}")
+        return CheckpointError(f"kn.load: {file}: malformed metadata at {path}: {what}; kn.save "
+                               f"never writes that: the file is corrupt or hostile")
 
     def items(key: str, kind: type) -> Any:
         if not isinstance(node[key], kind):
@@ -220,13 +301,15 @@ def _decode(node: Any, path: str, tensors: dict[str, np.ndarray], used: set[str]
         return node[key]
 
     def child(value: Any, child_path: str) -> Any:
-        return _decode(value, child_path, tensors, used, backend, file)
+        return _decode(value, child_path, depth + 1, tensors, used, backend, file)
 
     if node is None or isinstance(node, (bool, int, float)):
         return node
     if not isinstance(node, dict):
         raise bad(f"{node!r} is neither a container, an array entry nor a number")
     keys = set(node)
+    if depth >= MAX_DEPTH and keys != {"array", "backend"}:   # kn.save nests no deeper
+        raise _too_deep(file, path)
     if keys == {"list"}:
         return [child(v, f"{path}[{i}]") for i, v in enumerate(items("list", list))]
     if keys == {"tuple"}:
@@ -253,6 +336,12 @@ def _decode(node: Any, path: str, tensors: dict[str, np.ndarray], used: set[str]
         used.add(name)
         return _on_backend(tensors[name], backend or saved_backend, file, path)
     raise bad(f"unexpected keys {sorted(keys)}")
+
+
+def _too_deep(file: str, path: str) -> CheckpointError:
+    return CheckpointError(f"kn.load: {file}: the pytree in its metadata is nested too deeply (at "
+                           f"{path}; kn.save writes at most {MAX_DEPTH} levels); the file is "
+                           f"corrupt or hostile")
 
 
 def _on_backend(array: np.ndarray, backend: str, file: str, path: str) -> Any:

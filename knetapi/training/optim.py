@@ -43,7 +43,7 @@ import numbers
 from typing import Any
 
 from .. import registry
-from ..pytree import is_namedtuple, map_with_path
+from ..pytree import enter, is_namedtuple, map_with_path
 from ..traced import Traced
 
 IN_PLACE_BACKENDS = frozenset({"numpy", "torch", "cupy"})
@@ -100,7 +100,7 @@ class Optimizer:
         """Apply one step of the update rule to every parameter; the updated parameters, in the
         structure of ``params`` (see the module docstring for in-place and functional updates)."""
         pairs: list[tuple[str, Any, Any]] = []
-        _match(params, grads, "params", pairs)
+        _match(params, grads, "params", pairs, {})
         leaves = [self._leaf(path, w, g) for path, w, g in pairs]
         self._layouts.update((leaf.path, leaf.layout) for leaf in leaves)
         scale = self._clip_scale(leaves)
@@ -176,9 +176,10 @@ def _structure(x: Any) -> str:
     return f"a leaf ({registry.describe(x)})"
 
 
-def _match(params: Any, grads: Any, path: str, out: list) -> None:
+def _match(params: Any, grads: Any, path: str, out: list, ancestors: dict[int, str]) -> None:
     """Append ``(path, parameter, gradient)`` for each leaf of ``params`` to ``out`` (in
-    knetapi.pytree.map_with_path order); ValueError where the structures differ."""
+    knetapi.pytree.map_with_path order); ValueError where the structures differ, or for a cyclic
+    or too deep ``params`` (``ancestors``: the containers above it, see knetapi.pytree.enter)."""
     if isinstance(params, dict):
         same = isinstance(grads, dict) and grads.keys() == params.keys()
     elif isinstance(params, (list, tuple)):
@@ -188,15 +189,17 @@ def _match(params: Any, grads: Any, path: str, out: list) -> None:
     if not same:
         raise ValueError(f"update: grads do not have the structure of params at {path}: params has "
                          f"{_structure(params)}, grads has {_structure(grads)}")
+    if isinstance(params, (dict, list, tuple)):
+        ancestors = enter(params, path, ancestors)
     if isinstance(params, dict):
         for k, v in params.items():
-            _match(v, grads[k], f"{path}[{k!r}]", out)
+            _match(v, grads[k], f"{path}[{k!r}]", out, ancestors)
     elif is_namedtuple(params):
         for field, v, g in zip(params._fields, params, grads):
-            _match(v, g, f"{path}.{field}", out)
+            _match(v, g, f"{path}.{field}", out, ancestors)
     elif isinstance(params, (list, tuple)):
         for i, (v, g) in enumerate(zip(params, grads)):
-            _match(v, g, f"{path}[{i}]", out)
+            _match(v, g, f"{path}[{i}]", out, ancestors)
     else:
         out.append((path, params, grads))
 
