@@ -60,10 +60,12 @@ class Primitive:
     def raw(self, args: tuple, static: dict) -> Any:
         """Run on raw arrays with the backend that owns them."""
         backend = registry.backend_of_arrays(args, self.name) or registry.default_backend()
+        return self.on(backend)(*args, **static)
+
+    def on(self, backend) -> Callable:
+        """The implementation on ``backend``'s raw arrays (cached; see :meth:`bind`)."""
         fn = self.bound.get(backend)
-        if fn is None:
-            fn = self.bind(backend)
-        return fn(*args, **static)
+        return fn if fn is not None else self.bind(backend)
 
     def bind(self, backend) -> Callable:
         """The raw implementation on ``backend`` (its override, else the generic one), cached on
@@ -75,6 +77,7 @@ class Primitive:
         return fn
 
     def vjp(self, i: int) -> Callable | None:
+        """The VJP for positional argument ``i``."""
         if self.vjps is not None:
             return self.vjps[i]
         return partial(self.variadic_vjp, i)

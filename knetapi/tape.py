@@ -61,16 +61,18 @@ class Trace:
 
 
 class Node:
-    """One recorded primitive call. ``parents`` pairs argument positions with their nodes."""
+    """One recorded primitive call. ``parents`` pairs argument positions with their nodes;
+    ``nested``: its arguments include values traced on a lower trace (higher order)."""
 
-    __slots__ = ("prim", "args", "static", "value", "parents", "cotangent", "site")
+    __slots__ = ("prim", "args", "static", "value", "parents", "nested", "cotangent", "site")
 
-    def __init__(self, prim, args, static, value, parents):
+    def __init__(self, prim, args, static, value, parents, nested=False):
         self.prim = prim
         self.args = args
         self.static = static
         self.value = value
         self.parents = parents
+        self.nested = nested
         self.cotangent = None
 
     def release(self) -> None:
@@ -85,13 +87,26 @@ def record(prim, args: tuple, static: dict, trace: Trace) -> Traced:
                          "use its value instead (a grad call's traced values live only inside it)")
     raw = list(args)
     parents = []
+    nested = False                  # a value traced on a lower trace is among them: higher order
+    untraced = False                # a raw array is among them: its backend must be checked
     for i, a in enumerate(args):
-        if type(a) is Traced and a._trace is trace:
-            raw[i] = a._value
-            if a._node is not None:               # None: a constant (see _lift), no gradient
-                parents.append((i, a._node))
-    value = prim(*raw, **static)
-    node = Node(prim, raw, static, value, parents)
+        if type(a) is Traced:
+            if a._trace is trace:
+                if a._node is not None:           # None: a constant (see _lift), no gradient
+                    parents.append((i, a._node))
+                a = raw[i] = a._value
+            nested = nested or type(a) is Traced
+        elif a is not None and type(a) not in registry.SCALAR_TYPES:
+            untraced = True
+    # First order runs the backend's function directly, with no second dispatch; when only this
+    # trace's values and scalars are among the arguments, their backend is the trace's.
+    if nested:
+        value = prim(*raw, **static)
+    elif untraced:
+        value = prim.raw(raw, static)
+    else:
+        value = prim.on(trace.backend)(*raw, **static)
+    node = Node(prim, raw, static, value, parents, nested)
     if debugging.checks_nan:         # kn.debug(nan=True): note the user's line, check the value
         node.site = debugging.user_site()
         debugging.check_forward(node, trace.backend)
@@ -127,10 +142,12 @@ def backward(trace: Trace, output: Traced, seed: Any) -> None:
         prim = node.prim
         if cot is None or prim is None:
             continue
-        g = cotangent.densify(cot, node.value, backend)
+        # a single dense cotangent needs no densifying (the common case: skip the call)
+        dense = type(cot) is not list and type(cot) is not cotangent.IndexedCotangent
+        g = cot if dense else cotangent.densify(cot, node.value, backend)
         args, static, y = node.args, node.static, node.value
         xp = raw_ns
-        if type(g) is Traced or any(type(a) is Traced for a in args):
+        if node.nested or type(g) is Traced:
             xp = recording_ns
             g, y, args = _lift(g, y, args)
         for i, parent in node.parents:
@@ -140,5 +157,7 @@ def backward(trace: Trace, output: Traced, seed: Any) -> None:
             pg = vjp(xp, g, y, *args, **static)
             if debugging.checks_nan:
                 debugging.check_backward(node, i, pg, backend)
-            parent.cotangent = cotangent.accumulate(parent.cotangent, cotangent.fit(xp, pg, parent.value))
+            pg = cotangent.fit(xp, pg, parent.value)
+            # the first cotangent a value receives is simply kept (no accumulate call)
+            parent.cotangent = pg if parent.cotangent is None else cotangent.accumulate(parent.cotangent, pg)
         node.release()
