@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from typing import Any, Callable
 
 from . import cotangent, registry
-from .pytree import map_with_path
+from .pytree import flatten, leaf_paths, map_with_path, unflatten
 from .tape import Trace, backward
 from .traced import Traced, strip
 
@@ -52,14 +53,15 @@ def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0, *,
             if not -len(args) <= i < len(args):
                 raise TypeError(f"grad: argnums includes {i}, but {_name(f)} was called with "
                                 f"{len(args)} positional argument(s)")
-        paths = [names[i] if 0 <= i < len(names) else f"args[{i}]" for i in nums]
-        trace = Trace(_parameters_backend(args, nums, paths))
+        roots = [names[i] if 0 <= i < len(names) else f"args[{i}]" for i in nums]
+        flat = [flatten(args[i]) for i in nums]             # (leaves, structure) per argument
+        trace = Trace(_parameters_backend(args, nums, roots, flat))
         try:
             boxed = list(args)
             params: list[list] = []
-            for i, path in zip(nums, paths):
-                found: list = []
-                boxed[i] = map_with_path(lambda p, leaf: _box(trace, p, leaf, found), args[i], path)
+            for i, root, (leaves, structure) in zip(nums, roots, flat):
+                found = [_box(trace, leaf, args[i], root, k) for k, leaf in enumerate(leaves)]
+                boxed[i] = unflatten(structure, [b for b, _ in found])
                 params.append(found)
             out = f(*boxed, **kwargs)
             out, aux = _split_aux(out, has_aux, f)
@@ -69,9 +71,11 @@ def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0, *,
             elif not warned:
                 warned.append(True)
                 warnings.warn(f"grad: the value of {_name(f)} does not depend on argument(s) "
-                              f"{', '.join(paths)}; their gradient is zero", IndependentOutputWarning,
+                              f"{', '.join(roots)}; their gradient is zero", IndependentOutputWarning,
                               stacklevel=2)
-            grads = tuple(_gradient_tree(args[i], found, trace) for i, found in zip(nums, params))
+            grads = tuple(unflatten(structure, [_leaf_gradient(box, leaf, trace)
+                                                for box, leaf in zip(found, leaves)])
+                          for found, (leaves, structure) in zip(params, flat))
             if has_aux:
                 aux = map_with_path(lambda _, leaf: leaf._value if type(leaf) is Traced
                                     and leaf._trace is trace else leaf, aux, "aux")
@@ -97,57 +101,76 @@ def _argument_names(f: Callable) -> list[str]:
             if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
 
 
-def _parameters_backend(args, nums, paths) -> registry.Backend:
-    """The backend of the parameters' array leaves. Python-float parameters adopt the backend of
-    the other arguments' arrays (numpy when there are none)."""
-    found: dict[str, tuple[registry.Backend, str]] = {}
-
-    def visit(path, leaf):
-        if type(leaf) is Traced:
-            b = leaf._trace.backend
-        elif isinstance(leaf, (bool, int, float, complex)) or leaf is None:
-            return
-        else:
-            b = registry.owner(type(leaf))
-            if b is None:
-                return                      # reported by _box with its path
-        found.setdefault(b.name, (b, path))
-
-    for i, path in zip(nums, paths):
-        map_with_path(visit, args[i], path)
-    if not found:
-        for i, a in enumerate(args):
-            map_with_path(visit, a, f"args[{i}]")
-            if found:
-                break
+def _parameters_backend(args, nums, roots, flat) -> registry.Backend:
+    """The backend of the parameters' array leaves (``flat``: their leaves and structures).
+    Python-float parameters adopt the backend of the other arguments' arrays (numpy when there
+    are none)."""
+    found: dict[str, tuple[registry.Backend, int, int]] = {}   # name -> (backend, argument, leaf)
+    for n, (leaves, _) in enumerate(flat):
+        for k, leaf in enumerate(leaves):
+            b = _leaf_backend(leaf)
+            if b is not None and b.name not in found:
+                found[b.name] = (b, n, k)
     if len(found) > 1:
-        (b1, p1), (b2, p2) = list(found.values())[:2]
+        (b1, n1, k1), (b2, n2, k2) = list(found.values())[:2]
+        p1 = leaf_paths(args[nums[n1]], roots[n1])[k1]
+        p2 = leaf_paths(args[nums[n2]], roots[n2])[k2]
         raise TypeError(f"grad: parameters on two backends: {p1} is {b1.name}, {p2} is {b2.name}; "
                         f"put them on one backend first")
-    return next(iter(found.values()))[0] if found else registry.default_backend()
+    if found:
+        return next(iter(found.values()))[0]
+    for a in args:                       # float parameters: the data's backend
+        if isinstance(a, (dict, list, tuple)):
+            try:
+                leaves = flatten(a)[0]
+            except ValueError:           # data need not be a pytree
+                continue
+        else:
+            leaves = [a]
+        for leaf in leaves:
+            b = _leaf_backend(leaf)
+            if b is not None:
+                return b
+    return registry.default_backend()
 
 
-def _box(trace: Trace, path: str, leaf: Any, found: list) -> Traced:
+def _leaf_backend(leaf: Any) -> registry.Backend | None:
+    if type(leaf) is Traced:
+        return leaf._trace.backend
+    if leaf is None or isinstance(leaf, (bool, int, float, complex)):
+        return None
+    return registry.owner(type(leaf))         # None: reported by _box with its path
+
+
+def _box(trace: Trace, leaf: Any, tree: Any, root: str, k: int) -> tuple[Traced, Any]:
+    """(the traced parameter, its node) for leaf ``k`` of the parameter ``tree``."""
     if isinstance(leaf, float):
         xp = trace.backend.ns
         value = xp.asarray(leaf, dtype=xp.float64)
     elif isinstance(leaf, (bool, int)):
-        raise TypeError(f"grad: parameter {path} is a Python {type(leaf).__name__} ({leaf!r}); only "
-                        f"floating-point values can be differentiated (write {float(leaf)!r})")
+        raise TypeError(f"grad: parameter {leaf_paths(tree, root)[k]} is a Python "
+                        f"{type(leaf).__name__} ({leaf!r}); only floating-point values can be "
+                        f"differentiated (write {float(leaf)!r})")
     elif type(leaf) is Traced or registry.owner(type(leaf)) is not None:
         backend = registry.backend_of(leaf)
         as_parameter = getattr(backend.module, "parameter_value", None)
         value = as_parameter(leaf) if as_parameter and type(leaf) is not Traced else leaf
-        xp = backend.ns
-        if not xp.isdtype(leaf.dtype, "real floating"):
-            raise TypeError(f"grad: parameter {path} has dtype {leaf.dtype}; only real floating-point "
-                            f"arrays can be differentiated (cast it, e.g. with kn.astype(x, kn.float64))")
+        if not _real_floating(backend.ns, leaf.dtype):
+            raise TypeError(f"grad: parameter {leaf_paths(tree, root)[k]} has dtype {leaf.dtype}; "
+                            f"only real floating-point arrays can be differentiated (cast it, e.g. "
+                            f"with kn.astype(x, kn.float64))")
     else:
-        raise TypeError(f"grad: parameter {path} is a {registry.describe(leaf)}, not an array or a "
-                        f"float; registered array types: {', '.join(sorted(registry.backends()))}")
+        raise TypeError(f"grad: parameter {leaf_paths(tree, root)[k]} is a "
+                        f"{registry.describe(leaf)}, not an array or a float; registered array "
+                        f"types: {', '.join(sorted(registry.backends()))}")
     boxed = trace.leaf(value)
-    found.append((boxed._node, leaf))
-    return boxed
+    return boxed, boxed._node
+
+
+@functools.lru_cache(maxsize=256)
+def _real_floating(ns, dtype) -> bool:
+    """``ns.isdtype(dtype, "real floating")``, cached: numpy's isdtype costs microseconds."""
+    return ns.isdtype(dtype, "real floating")
 
 
 def _split_aux(out: Any, has_aux: bool, f: Callable):
@@ -175,27 +198,23 @@ def _check_output(out: Any, trace: Trace, f: Callable) -> Any:
     if tuple(value.shape) != ():
         raise ValueError(f"grad: {_name(f)} must return a scalar (shape ()), got an array of shape "
                          f"{tuple(value.shape)}; reduce it first, e.g. with kn.sum or kn.mean")
-    if not registry.backend_of(value).ns.isdtype(value.dtype, "real floating"):
+    if not _real_floating(registry.backend_of(value).ns, value.dtype):
         raise TypeError(f"grad: {_name(f)} returned a scalar of dtype {value.dtype}; the output must "
                         f"be a floating-point scalar (a comparison or an integer result has no "
                         f"gradient)")
     return value
 
 
-def _gradient_tree(param_tree: Any, found: list, trace: Trace) -> Any:
-    """The gradient with the structure of ``param_tree``, leaf by leaf from the boxed leaves."""
-    grads = iter(found)
-
-    def leaf_gradient(_, leaf):
-        node, original = next(grads)
-        if node.cotangent is None:
-            g = trace.backend.ns.zeros_like(strip(node.value))
-        else:
-            g = cotangent.densify(node.cotangent, node.value, trace.backend)
-        if isinstance(original, float):
-            return float(g) if type(g) is not Traced else g
-        if type(g) is not Traced and type(g) is not type(original) and type(original) is not Traced:
-            g = registry.backend_of(original).ns.asarray(g)
-        return g
-
-    return map_with_path(leaf_gradient, param_tree, "")
+def _leaf_gradient(box: tuple[Traced, Any], original: Any, trace: Trace) -> Any:
+    """The gradient of one parameter leaf, of its type (a float for a float)."""
+    node = box[1]
+    g = node.cotangent
+    if g is None:
+        g = trace.backend.ns.zeros_like(strip(node.value))
+    elif type(g) is list or type(g) is cotangent.IndexedCotangent:
+        g = cotangent.densify(g, node.value, trace.backend)
+    if isinstance(original, float):
+        return float(g) if type(g) is not Traced else g
+    if type(g) is not Traced and type(g) is not type(original) and type(original) is not Traced:
+        g = registry.backend_of(original).ns.asarray(g)
+    return g

@@ -7,7 +7,7 @@ deeper one raises ValueError naming the path, never RecursionError.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 MAX_DEPTH = 100     # containers nested in one another; models' parameters use a handful
 
@@ -51,6 +51,58 @@ def _map(fn: Callable[[str, Any], Any], tree: Any, path: str, ancestors: dict[in
         return type(tree)(*(_map(fn, v, f"{path}.{f}", ancestors)
                             for f, v in zip(tree._fields, tree)))
     return type(tree)(_map(fn, v, f"{path}[{i}]", ancestors) for i, v in enumerate(tree))
+
+
+def flatten(tree: Any) -> tuple[list, Any]:
+    """``(leaves, structure)``: the leaves of ``tree`` in :func:`map_with_path` order and what
+    :func:`unflatten` needs to build a tree of the same structure around new leaves.
+
+    The fast walk for ``grad``'s every call: it builds no paths. A cyclic or too deep tree is
+    walked again by :func:`map_with_path`, whose error names the path."""
+    found: list = []
+    try:
+        return found, _flatten(tree, found, 0)
+    except _TooDeep:
+        map_with_path(lambda _, leaf: leaf, tree, "")
+        raise AssertionError("map_with_path accepted a tree that flatten found too deep") from None
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _flatten(tree: Any, found: list, depth: int) -> Any:
+    """The structure of ``tree``: None for a leaf, else (type, keys or None, child structures)."""
+    if not isinstance(tree, (dict, list, tuple)):
+        found.append(tree)
+        return None
+    if depth == MAX_DEPTH:
+        raise _TooDeep
+    if isinstance(tree, dict):
+        return type(tree), tuple(tree), tuple(_flatten(v, found, depth + 1) for v in tree.values())
+    return type(tree), None, tuple(_flatten(v, found, depth + 1) for v in tree)
+
+
+def unflatten(structure: Any, leaves: Iterable) -> Any:
+    """The tree of ``structure`` (from :func:`flatten`) with ``leaves`` in order."""
+    return _unflatten(structure, iter(leaves))
+
+
+def _unflatten(structure: Any, leaves: Iterator) -> Any:
+    if structure is None:
+        return next(leaves)
+    kind, keys, children = structure
+    values = [_unflatten(child, leaves) for child in children]
+    if keys is not None:
+        return kind(zip(keys, values))
+    return kind(*values) if hasattr(kind, "_fields") else kind(values)
+
+
+def leaf_paths(tree: Any, root: str) -> list[str]:
+    """The path of each leaf of ``tree`` below ``root``, in :func:`flatten` order (for messages)."""
+    found: list[str] = []
+    map_with_path(lambda path, _: found.append(path), tree, root)
+    return found
 
 
 def tree_map(fn: Callable[[Any], Any], tree: Any) -> Any:
