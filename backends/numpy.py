@@ -30,9 +30,11 @@ def scatter_add(out: np.ndarray, key, values) -> np.ndarray:
 
 
 def logsumexp(x, *, axis=None, keepdims=False):
-    top = np.max(x, axis=axis, keepdims=True)
+    """log(sum(exp(x))) with the maximum subtracted first; -inf for an empty or all -inf group."""
+    top = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
     top = np.where(np.isfinite(top), top, 0)        # a 0-d max is a numpy scalar: no item assignment
-    out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
+    with np.errstate(divide="ignore"):              # log(0) = -inf is the answer there
+        out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
     return out if keepdims else np.squeeze(out, axis=axis)
 
 

@@ -3,7 +3,7 @@
 Our rules compute the gradients, not ``torch.autograd``. A tensor that already requires grad is
 used by value (detached, with one warning). Overrides: scatter-add through ``index_add_``, which
 accumulates repeated indices; indexing with negative-step slices, which torch refuses (it has
-no negative strides), through ``flip``.
+no negative strides), through ``flip``; ``logsumexp`` through ``torch.logsumexp``.
 """
 
 from __future__ import annotations
@@ -72,6 +72,14 @@ def scatter_add(out: torch.Tensor, key, values) -> torch.Tensor:
     return out
 
 
+def logsumexp(x: torch.Tensor, *, axis=None, keepdims=False) -> torch.Tensor:
+    """torch's own (fused) logsumexp: -inf for an empty or all -inf group, like the generic one."""
+    dims = tuple(range(x.ndim)) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    if not dims:                                   # nothing reduced (a 0-d x, or axis=())
+        return x.clone()
+    return torch.logsumexp(x, dim=dims, keepdim=keepdims)
+
+
 def parameter_value(x: torch.Tensor) -> torch.Tensor:
     """A parameter as knetapi differentiates it: by value, outside torch.autograd."""
     if x.requires_grad:
@@ -86,4 +94,4 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
 
 
-OVERRIDES = {"scatter_add": scatter_add, "getitem": getitem}
+OVERRIDES = {"scatter_add": scatter_add, "getitem": getitem, "logsumexp": logsumexp}

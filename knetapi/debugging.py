@@ -1,8 +1,8 @@
 """``kn.debug``: find the op where a NaN or an infinity first appears, forward or backward.
 
 Off by default. ``kn.debug(nan=True)`` turns it on (``kn.debug(nan=False)`` off; used in a
-``with`` statement it restores the previous setting on exit), and so does the environment
-variable ``KNETAPI_DEBUG_NAN=1`` at import. While it is on, the tape notes where the user's code
+``with`` statement it restores the previous setting on exit), for the calling thread (and
+asyncio task) only; the environment variable ``KNETAPI_DEBUG_NAN=1`` turns it on everywhere. While it is on, the tape notes where the user's code
 called each recorded op (file, line, function) and checks
 
 - forward: each recorded op's value,
@@ -14,6 +14,7 @@ user's line that called the op. When it is off the tape pays one attribute check
 
 from __future__ import annotations
 
+import contextvars
 import linecache
 import os
 import sys
@@ -22,7 +23,9 @@ from typing import Any
 
 from .traced import strip
 
-checks_nan: bool = os.environ.get("KNETAPI_DEBUG_NAN", "") not in ("", "0")
+# Whether the checks are on, per thread (a context variable: each thread starts at the default).
+checking = contextvars.ContextVar("knetapi_debug_nan",
+                                  default=os.environ.get("KNETAPI_DEBUG_NAN", "") not in ("", "0"))
 
 # Frames in these folders are knetapi's own; the first frame outside them is the user's code.
 _OWN_FOLDERS = tuple(str(p) + os.sep for p in {Path(__file__).parent,
@@ -37,16 +40,13 @@ class debug:
     """Turn the NaN/Inf checks on (``nan=True``) or off; as a context manager, for a block."""
 
     def __init__(self, nan: bool = True):
-        global checks_nan
-        self.previous = checks_nan
-        checks_nan = bool(nan)
+        self.previous = checking.set(bool(nan))
 
     def __enter__(self) -> "debug":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        global checks_nan
-        checks_nan = self.previous
+        checking.reset(self.previous)
 
 
 def user_site() -> tuple[str, int, str] | None:

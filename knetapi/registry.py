@@ -19,6 +19,10 @@ package's pyproject.toml).
 Dispatch is by type, like multiple dispatch: the most specific registered type in an array type's
 MRO wins, so a subclass uses its parent's backend unless it registers its own. Python scalars
 adopt the backend of the arrays beside them; arrays of two backends in one call are an error.
+
+Thread safety: lookups read the tables without a lock; registering, lazy loading and filling the
+caches take one re-entrant lock, so threads that meet a new array type at the same time load its
+backend once and all get that one backend object.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from .traced import Traced
 
 REQUIRED_ATTRIBUTES = ("NAME", "ARRAY_TYPES", "namespace", "OVERRIDES")
 
-_lock = threading.Lock()
+_lock = threading.RLock()   # re-entrant: a backend's namespace() may ask for another backend
 _backends: dict[str, "Backend"] = {}
 _owner_of_type: dict[type, "Backend"] = {}   # registered types and cached subclass lookups
 _unowned: set[type] = set()                  # types known to have no backend (until one registers)
@@ -60,7 +64,7 @@ def set_recording_factory(factory: Callable[["Backend"], Any]) -> None:
 class Backend:
     """A registered backend: its raw namespace, the ops it overrides and its recording namespace."""
 
-    __slots__ = ("name", "array_types", "ns", "overrides", "raw_ops", "_recording", "module")
+    __slots__ = ("name", "array_types", "ns", "overrides", "_recording", "module")
 
     def __init__(self, module: ModuleType):
         self.module = module
@@ -68,14 +72,15 @@ class Backend:
         self.array_types: tuple[type, ...] = tuple(module.ARRAY_TYPES)
         self.ns = module.namespace()
         self.overrides: dict[str, Callable[..., Any]] = dict(module.OVERRIDES)
-        self.raw_ops: dict[str, Callable[..., Any]] = {}   # primitive name -> callable on raw arrays
         self._recording = None
 
     @property
     def recording(self):
-        """This backend's recording namespace (knetapi.namespace.RecordingNamespace)."""
+        """This backend's recording namespace (knetapi.namespace.RecordingNamespace), made once."""
         if self._recording is None:
-            self._recording = _recording_factory(self)
+            with _lock:
+                if self._recording is None:
+                    self._recording = _recording_factory(self)
         return self._recording
 
     def __repr__(self) -> str:
@@ -112,15 +117,13 @@ def backends() -> dict[str, Backend]:
 def get_backend(name: str) -> Backend:
     """The backend called ``name``, registering a built-in one of an optional library on demand."""
     if name not in _backends:
-        for library, (backend_name, module) in LAZY_BUILTINS.items():
-            if backend_name == name and library not in _lazy_loaded:
+        for library, (backend_name, _) in LAZY_BUILTINS.items():
+            if backend_name == name:
                 try:
-                    backend_module = importlib.import_module(module)
+                    _load_builtin(library)
                 except ImportError as e:
                     raise ValueError(f"the {name} backend needs the {library} package, which is not "
                                      f"installed ({e})") from None
-                _lazy_loaded.add(library)
-                register_backend(backend_module)
     try:
         return _backends[name]
     except KeyError:
@@ -133,27 +136,36 @@ def owner(t: type) -> Backend | None:
     """The backend owning array type ``t`` (most specific registered base class), or None.
 
     A type seen for the first time may belong to a backend not loaded yet (a built-in one of an
-    optional library, or an entry point), so those are loaded before the MRO is searched."""
+    optional library, or an entry point), so those are loaded before the MRO is searched; under the
+    lock, so another thread's loading is finished first and the answer is cached only once."""
     b = _owner_of_type.get(t)
     if b is not None or t in _unowned:
         return b
-    _load_lazily(t)
-    for base in t.__mro__:
-        b = _owner_of_type.get(base)
-        if b is not None:
-            with _lock:
+    with _lock:
+        _load_lazily(t)
+        for base in t.__mro__:
+            b = _owner_of_type.get(base)
+            if b is not None:
                 _owner_of_type[t] = b
-            return b
-    _unowned.add(t)
-    return None
+                return b
+        _unowned.add(t)
+        return None
+
+
+def _load_builtin(library: str) -> None:
+    """Register the built-in backend of an optional ``library`` once, however many threads ask."""
+    with _lock:
+        if library not in _lazy_loaded:
+            register_backend(importlib.import_module(LAZY_BUILTINS[library][1]))
+            _lazy_loaded.add(library)
 
 
 def _load_lazily(t: type) -> None:
-    """Register the built-in backend of ``t``'s library and any entry-point backend not loaded yet."""
+    """Register the built-in backend of ``t``'s library and any entry-point backend not loaded yet
+    (the caller holds the lock)."""
     library = t.__module__.partition(".")[0]
-    if library in LAZY_BUILTINS and library not in _lazy_loaded:
-        _lazy_loaded.add(library)
-        register_backend(importlib.import_module(LAZY_BUILTINS[library][1]))
+    if library in LAZY_BUILTINS:
+        _load_builtin(library)
     for point in entry_points(group=ENTRY_POINT_GROUP):
         key = f"{ENTRY_POINT_GROUP}:{point.name}={point.value}"
         if key not in _lazy_loaded:

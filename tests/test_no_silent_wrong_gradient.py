@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -319,12 +320,34 @@ def test_debug_names_the_op_whose_rule_gives_an_infinite_gradient_in_the_backwar
 
 def test_debug_is_off_by_default_and_restored_after_a_with_block():
     from knetapi import debugging
-    assert not debugging.checks_nan
+    assert not debugging.checking.get()
     with kn.debug(nan=True):
-        assert debugging.checks_nan
-    assert not debugging.checks_nan
+        assert debugging.checking.get()
+    assert not debugging.checking.get()
     with np.errstate(invalid="ignore"):           # off: the NaN goes through, as numpy's would
         assert np.isnan(kn.grad(lambda w: kn.sum(kn.sqrt(w)))(np.array([-1.0]))).all()
+
+
+def test_debug_mode_is_per_thread():
+    inside, done, results = threading.Event(), threading.Event(), {}
+
+    def debugging_thread():
+        with kn.debug(nan=True):
+            inside.set()
+            done.wait(10)
+
+    def plain_thread():
+        inside.wait(10)
+        with np.errstate(invalid="ignore"):
+            results["plain"] = kn.grad(lambda w: kn.sum(kn.sqrt(w)))(np.array([-1.0]))
+        done.set()
+
+    threads = [threading.Thread(target=debugging_thread), threading.Thread(target=plain_thread)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert np.isnan(results["plain"]).all()     # no NonFiniteError in the thread that did not ask
 
 
 def test_debug_mode_from_the_environment_variable():

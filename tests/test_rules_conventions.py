@@ -26,8 +26,10 @@ def test_relu_has_zero_derivative_at_zero():
     assert_array_equal(grad(_summed(P["relu"]))(np.array([0.0, 1.5, -2.0])), [0.0, 1.0, 0.0])
 
 
-def test_elu_takes_the_linear_side_at_zero():
-    assert_array_equal(grad(_summed(P["elu"]))(np.array([0.0, 1.5])), [1.0, 1.0])
+def test_elu_takes_the_exponential_side_at_zero_as_torch():
+    # alpha = 2 tells the sides apart: alpha * exp(0) = 2 on the exponential side, 1 on the linear
+    gradient = grad(lambda x: kn.sum(P["elu"](x, alpha=2.0)))(np.array([0.0, 1.5]))
+    assert_array_equal(gradient, [2.0, 1.0])
 
 
 @pytest.mark.parametrize("f, first, second", [

@@ -53,10 +53,13 @@ def accuracy(scores, labels, axis: int = -1) -> float:
 
 def bce(scores, labels):
     """Binary cross-entropy of labels in {0, 1} (or probabilities in [0, 1]) under
-    sigm(``scores``), averaged: mean(softplus(x) - y * x), stable for large |x|."""
-    return PRIMITIVES["mean"](softplus(scores) - labels * scores)
+    sigm(``scores``), averaged: mean((1 - y) softplus(x) + y softplus(-x)), which is
+    softplus(x) - y x without its cancellation: accurate for large |x| (a confident right answer
+    costs exp(-|x|), not a rounded 0), and its gradient is sigm(x) - y at every x."""
+    # the traced values on the left: array-api-strict's arrays do not defer to a traced right operand
+    return PRIMITIVES["mean"](softplus(scores) * (1 - labels) + softplus(-scores) * labels)
 
 
 def logistic(scores, labels):
     """Logistic loss of labels in {-1, +1}: mean(log(1 + exp(-y * x)))."""
-    return PRIMITIVES["mean"](softplus(-labels * scores))
+    return PRIMITIVES["mean"](softplus(scores * -labels))     # traced on the left (see bce)

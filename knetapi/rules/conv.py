@@ -20,6 +20,9 @@ Ties in max pooling: the window's first maximum in row-major order gets all the 
 torch); padding counts as -inf there, and as zeros in the mean, whose divisor is always the
 window's area (torch's count_include_pad=True).
 
+An empty batch (N = 0) gives empty results and gradients (every reshape names its sizes, since
+-1 cannot be inferred from an empty array).
+
 Standard functions only: im2col stacks one strided slice of the padded image per kernel element
 (a loop over the kh * kw kernel offsets, never over pixels or the batch) and multiplies by the
 weights with one (batched) matmul; col2im adds each offset's slice back into a zero image. On
@@ -68,8 +71,9 @@ def _im2col(ns, x, kernel, padding, stride, dilation):
     axes, and (Ho, Wo)."""
     out = out_size(x.shape[2:], kernel, padding, stride, dilation)
     padded = _pad(ns, x, padding, 0)
-    cols = ns.stack([padded[key] for key in _slices(kernel, stride, dilation, out)], axis=2)
-    return ns.reshape(cols, (x.shape[0], -1, out[0] * out[1])), out
+    keys = _slices(kernel, stride, dilation, out)
+    cols = ns.stack([padded[key] for key in keys], axis=2)
+    return ns.reshape(cols, (x.shape[0], x.shape[1] * len(keys), out[0] * out[1])), out
 
 
 def _col2im(ns, parts, like, size, kernel, padding, stride, dilation):
@@ -90,7 +94,7 @@ def _conv4(ns, w, x, *, padding, stride, dilation):
 
 def _conv4_w(ns, x, g, *, kernel, padding, stride, dilation):
     cols, _ = _im2col(ns, x, kernel, padding, stride, dilation)
-    g = ns.reshape(g, (g.shape[0], g.shape[1], -1))
+    g = ns.reshape(g, (g.shape[0], g.shape[1], g.shape[2] * g.shape[3]))
     dw = ns.sum(g @ ns.matrix_transpose(cols), axis=0)         # (O, C * kh * kw)
     return ns.reshape(dw, (g.shape[1], x.shape[1]) + kernel)
 

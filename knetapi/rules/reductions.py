@@ -3,6 +3,11 @@
 The cotangent of a reduction is spread back over the reduced axes by :func:`unreduce`.
 Ties in ``max``/``min``: the elements equal to the extreme share ``g`` equally (as torch.amax).
 ``prod`` and ``cumulative_prod`` are exact when inputs contain zeros (no division by the input).
+``std`` of constant inputs (``std == 0``) has gradient 0 (as torch). ``logsumexp``'s gradient is
+the softmax of the input, normalised so that it is accurate in float32 at large ``|x|``; an entry
+of ``-inf`` gets 0, also in an all ``-inf`` group (torch: nan). Empty reductions work: the
+gradient of an empty input is empty (``logsumexp`` of nothing is ``-inf``, as torch).
+See docs/design.md, "Kinks, ties and edge points".
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def _others_product(xp, x, axis):
     axes = reduced_axes(x.ndim, axis)
     kept = tuple(i for i in range(x.ndim) if i not in axes)
     moved = xp.permute_dims(x, kept + axes)
-    flat = xp.reshape(moved, tuple(x.shape[i] for i in kept) + (-1,))
+    flat = xp.reshape(moved, tuple(x.shape[i] for i in kept) + (math.prod(x.shape[i] for i in axes),))
     left = xp.cumulative_prod(flat, axis=-1, include_initial=True)[..., :-1]
     right = xp.flip(xp.cumulative_prod(xp.flip(flat, axis=-1), axis=-1, include_initial=True)[..., :-1],
                     axis=-1)
@@ -57,14 +62,24 @@ def _prod(xp, g, y, x, *, axis=None, dtype=None, keepdims=False):
     return unreduce(xp, g, x, axis, keepdims) * _others_product(xp, x, axis)
 
 
+def _per_degree(x, axis, correction) -> float:
+    """``1 / (n - correction)``: inf where there are no degrees of freedom left (the gradient
+    is then nan, like the value, and as torch), not a ZeroDivisionError."""
+    dof = count(x, axis) - correction
+    return 1 / dof if dof else math.inf
+
+
 def _var(xp, g, y, x, *, axis=None, correction=0.0, keepdims=False):
     centred = x - xp.mean(x, axis=axis, keepdims=True)
-    return unreduce(xp, g, x, axis, keepdims) * centred * (2 / (count(x, axis) - correction))
+    return unreduce(xp, g, x, axis, keepdims) * centred * (2 * _per_degree(x, axis, correction))
 
 
 def _std(xp, g, y, x, *, axis=None, correction=0.0, keepdims=False):
+    """``centred / ((n - correction) std)``, 0 where ``std == 0`` (constant inputs, as torch)."""
     centred = x - xp.mean(x, axis=axis, keepdims=True)
-    return unreduce(xp, g * (1 / (count(x, axis) - correction)) / y, x, axis, keepdims) * centred
+    zero = y == 0
+    scale = xp.where(zero, 0.0, g * _per_degree(x, axis, correction) / xp.where(zero, 1.0, y))
+    return unreduce(xp, scale, x, axis, keepdims) * centred
 
 
 def _along(x, axis, index):
@@ -86,6 +101,8 @@ def _cumulative_prod(xp, g, y, x, *, axis=None, dtype=None, include_initial=Fals
     if include_initial:
         g = g[_along(g, axis, slice(1, None))]
     n = x.shape[axis]
+    if n == 0:
+        return g
     after = [g[_along(g, axis, n - 1)]]
     for i in range(n - 2, -1, -1):
         after.append(g[_along(g, axis, i)] + x[_along(x, axis, i + 1)] * after[-1])
@@ -94,10 +111,26 @@ def _cumulative_prod(xp, g, y, x, *, axis=None, dtype=None, include_initial=Fals
     return before * after
 
 
+def _logsumexp_vjp(xp, g, y, x, *, axis=None, keepdims=False):
+    """``g * softmax(x)``, as ``e / sum(e)`` with ``e = exp(x - y)``: the rounding of ``y`` (1e-3
+    at 1e4 in float32, which ``exp(x - y)`` alone would keep) is a common factor of ``e`` that
+    the division removes. An all ``-inf`` group gets 0: where ``y`` is not finite it is taken as
+    0, so ``e`` is 0 there, not ``exp(nan)`` (with ``+inf`` the finite entries get 0, as torch)."""
+    if math.prod(x.shape) == 0:
+        return xp.zeros_like(x)
+    e = xp.exp(x - unreduce(xp, xp.where(xp.isfinite(y), y, 0.0), x, axis, keepdims))
+    total = xp.sum(e, axis=axis, keepdims=True)
+    return unreduce(xp, g, x, axis, keepdims) * (e / xp.where(total == 0, 1.0, total))
+
+
 def _logsumexp(ns, x, *, axis=None, keepdims=False):
+    if count(x, axis) == 0:                            # an empty sum: log(0) = -inf (as torch)
+        return ns.full_like(ns.sum(x, axis=axis, keepdims=keepdims), -ns.inf)
     top = ns.max(x, axis=axis, keepdims=True)
     top = ns.where(ns.isfinite(top), top, ns.zeros_like(top))
-    out = ns.log(ns.sum(ns.exp(x - top), axis=axis, keepdims=True)) + top
+    total = ns.sum(ns.exp(x - top), axis=axis, keepdims=True)
+    none = total == 0                                  # all -inf: -inf, without log(0)'s warning
+    out = ns.where(none, -ns.inf, ns.log(ns.where(none, ns.ones_like(total), total)) + top)
     return out if keepdims else ns.squeeze(out, axis=reduced_axes(x.ndim, axis))
 
 
@@ -112,8 +145,7 @@ rule("var", _var)
 rule("std", _std)
 rule("cumulative_sum", _cumulative_sum)
 rule("cumulative_prod", _cumulative_prod)
-rule("logsumexp", lambda xp, g, y, x, *, axis=None, keepdims=False:
-     unreduce(xp, g, x, axis, keepdims) * xp.exp(x - unreduce(xp, y, x, axis, keepdims)),
+rule("logsumexp", _logsumexp_vjp,
      impl=_logsumexp,
      doc="logsumexp(x, /, *, axis=None, keepdims=False): log(sum(exp(x))) over axis, computed "
          "stably (the maximum is subtracted first). Not in the Array API standard.")
