@@ -26,6 +26,9 @@ from .traced import strip
 # Whether the checks are on, per thread (a context variable: each thread starts at the default).
 checking = contextvars.ContextVar("knetapi_debug_nan",
                                   default=os.environ.get("KNETAPI_DEBUG_NAN", "") not in ("", "0"))
+# Whether any thread may have them on: the tape reads this plain flag first, so that with the
+# checks off (the usual case) an op costs one attribute read, not a context-variable lookup.
+maybe_on: bool = checking.get()
 
 # Frames in these folders are knetapi's own; the first frame outside them is the user's code.
 _OWN_FOLDERS = tuple(str(p) + os.sep for p in {Path(__file__).parent,
@@ -40,6 +43,8 @@ class debug:
     """Turn the NaN/Inf checks on (``nan=True``) or off; as a context manager, for a block."""
 
     def __init__(self, nan: bool = True):
+        global maybe_on
+        maybe_on = maybe_on or bool(nan)
         self.previous = checking.set(bool(nan))
 
     def __enter__(self) -> "debug":

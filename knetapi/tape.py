@@ -107,7 +107,7 @@ def record(prim, args: tuple, static: dict, trace: Trace) -> Traced:
     else:
         value = prim.on(trace.backend)(*raw, **static)
     node = Node(prim, raw, static, value, parents, nested)
-    if debugging.checking.get():     # kn.debug(nan=True): note the user's line, check the value
+    if debugging.maybe_on and debugging.checking.get():   # kn.debug(nan=True): check the value
         node.site = debugging.user_site()
         debugging.check_forward(node, trace.backend)
     trace.nodes.append(node)
@@ -155,7 +155,7 @@ def backward(trace: Trace, output: Traced, seed: Any) -> None:
             if vjp is None:
                 continue
             pg = vjp(xp, g, y, *args, **static)
-            if debugging.checking.get():
+            if debugging.maybe_on and debugging.checking.get():
                 debugging.check_backward(node, i, pg, backend)
             pg = cotangent.fit(xp, pg, parent.value)
             # the first cotangent a value receives is simply kept (no accumulate call)
