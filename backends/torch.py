@@ -66,6 +66,8 @@ def scatter_add(out: torch.Tensor, key, values) -> torch.Tensor:
         target = out.flip(flips) if flips else out
         target[key] += values
         return target.flip(flips) if flips else target
+    if not out.is_contiguous():          # zeros_like keeps a transposed value's strides
+        out = out.contiguous()
     positions = torch.arange(out.numel(), device=out.device).reshape(out.shape)
     positions = (positions.flip(flips) if flips else positions)[key]
     out.view(-1).index_add_(0, positions.reshape(-1), torch.broadcast_to(values, positions.shape).reshape(-1))

@@ -2,6 +2,8 @@
 
 On raw arrays each runs the backend's own function (same values as the backend); on traced values
 it is written with primitives, so it needs no derivative rule of its own and works at any order.
+Primitives are called as functions, not through operators: a raw array-api-strict array on the
+left of an operator refuses a traced right operand.
 """
 
 from __future__ import annotations
@@ -144,20 +146,20 @@ def tensordot(x1, x2, /, *, axes=2):
     left = P["reshape"](P["permute_dims"](x1, free1 + a1), (-1, k))
     right = P["reshape"](P["permute_dims"](x2, a2 + free2), (k, -1))
     shape = tuple(x1.shape[a] for a in free1) + tuple(x2.shape[a] for a in free2)
-    return P["reshape"](left @ right, shape)
+    return P["reshape"](P["matmul"](left, right), shape)
 
 
 def vecdot(x1, x2, /, *, axis: int = -1):
     if not _traced(x1, x2):
         return _raw_ns(x1, x2).vecdot(x1, x2, axis=axis)
-    return P["sum"](x1 * x2, axis=axis)
+    return P["sum"](P["multiply"](x1, x2), axis=axis)
 
 
 def outer(x1, x2, /) -> Any:
     """The outer product of two 1-d arrays: (m,), (n,) -> (m, n). (The standard's ``linalg.outer``.)"""
     if not _traced(x1, x2):
         return _raw_ns(x1, x2).linalg.outer(x1, x2)
-    return P["reshape"](x1, (-1, 1)) * P["reshape"](x2, (1, -1))
+    return P["multiply"](P["reshape"](x1, (-1, 1)), P["reshape"](x2, (1, -1)))
 
 
 def refuse_traced_items(obj, op: str, path: str = "") -> None:

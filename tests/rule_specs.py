@@ -248,6 +248,12 @@ def elu(d: Draw) -> Drawn:
     return Drawn((nonzero(0.1, 2.0)(generator(d), d(shapes())),), static)
 
 
+def along_an_axis(d: Draw) -> Drawn:
+    """One array of at least one axis and one ``axis`` (softmax, logsoftmax)."""
+    shape = d(shapes(min_dims=1))
+    return Drawn((real(-3.0, 3.0)(generator(d), shape),), dict(axis=d(an_axis(len(shape)))))
+
+
 def reshape(d: Draw) -> Drawn:
     """A new shape with the same size: flat, reversed, with inserted 1s, or with an inferred -1."""
     shape = d(shapes())
@@ -597,6 +603,21 @@ def pooling(values: Sampler, mode: str) -> Callable[[Draw], Drawn]:
     return draw
 
 
+def max_unpooling(transpose: bool) -> Callable[[Draw], Drawn]:
+    """Images x (N, C, H, W) of distinct values, y = pool(x) without padding, and the cotangent
+    first: like y for ``unpool_max``, like x for its transpose ``pool_max_take``."""
+    def draw(d: Draw) -> Drawn:
+        window, stride = d(pairs(1, 3)), d(pairs(1, 3))
+        size = tuple(k + d(st.integers(0, 3)) for k in window)
+        shape = d(st.tuples(st.integers(1, 2), st.integers(1, 2))) + size
+        rng = generator(d)
+        x = distinct(rng, shape)
+        y = np.asarray(conv.pool(x, window=window, stride=stride))
+        return Drawn((real()(rng, x.shape if transpose else y.shape), x, y),
+                     dict(window=window, stride=stride))
+    return draw
+
+
 def unpool(d: Draw) -> Drawn:
     """Images (N, C, H, W) whose unpooled size is not empty."""
     g = pool_geometry(d)
@@ -654,6 +675,8 @@ SPECS: list[Spec] = [
     Spec("sigm", unary(real(-4.0, 4.0)), P["sigm"]),
     Spec("elu", elu, P["elu"]),
     Spec("softplus", unary(real(-4.0, 4.0)), P["softplus"]),
+    Spec("softmax", along_an_axis, P["softmax"]),
+    Spec("logsoftmax", along_an_axis, P["logsoftmax"]),
 
     # reductions and cumulative functions
     Spec("sum", reduction(real()), kn.sum),
@@ -708,6 +731,8 @@ SPECS: list[Spec] = [
     Spec("pool", pooling(distinct, "max"), conv.pool, case="max"),
     Spec("pool", pooling(real(), "avg"), conv.pool, case="avg"),
     Spec("unpool", unpool, conv.unpool),
+    Spec("unpool_max", max_unpooling(False), P["unpool_max"], constant=(1, 2)),
+    Spec("pool_max_take", max_unpooling(True), P["pool_max_take"], constant=(1, 2)),
 
     # composites: standard functions built from primitives when traced
     Spec("astype", astype, lambda x, *, dtype: kn.astype(x, dtype), kind="composite",
@@ -736,4 +761,116 @@ SPECS: list[Spec] = [
     Spec("tensordot", tensordot_pairs, kn.tensordot, kind="composite", case="axis pairs"),
     Spec("vecdot", vecdot, kn.vecdot, kind="composite"),
     Spec("outer", outer, kn.outer, kind="composite"),
+]
+
+
+# --- ties -----------------------------------------------------------------------------------------
+# The specs above keep away from ties, where finite differences cannot judge a rule. The conventions
+# at ties are checked by tests/test_ties.py against the references below, on examples drawn to
+# hold ties: values on a grid of at most three levels, so that equal elements are the rule.
+
+def tied(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """Multiples of 0.5 from one or two levels (drawn per array): many equal elements, and often
+    all of them."""
+    levels = rng.integers(1, 3)
+    return np.asarray(0.5 * rng.integers(0, levels, shape) - 0.5)
+
+
+def tied_reduction(d: Draw) -> Drawn:
+    """A reduction of tied values in which each group has at least two elements (a tie can only
+    happen there)."""
+    drawn = reduction(tied)(d)
+    assume(reduced_count(drawn.args[0].shape, drawn.static["axis"]) >= 2)
+    return drawn
+
+
+def sum_to(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """``g`` summed over the axes that broadcasting added or stretched, down to ``shape``."""
+    g = np.sum(g, axis=tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
+    return np.sum(g, axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True).reshape(shape)
+
+
+def share_ties(wins: Callable) -> Callable:
+    """Reference VJPs of ``maximum``/``minimum``: ``g`` to the winner, half of it to each on a tie."""
+    def reference(g, a, b):
+        a_full, b_full = np.broadcast_arrays(a, b)
+        tie = a_full == b_full
+        return (sum_to(np.where(wins(a_full, b_full), g, np.where(tie, g / 2, 0.0)), np.shape(a)),
+                sum_to(np.where(wins(b_full, a_full), g, np.where(tie, g / 2, 0.0)), np.shape(b)))
+    return reference
+
+
+def elementwise_ties(a, b) -> int:
+    a_full, b_full = np.broadcast_arrays(a, b)
+    return int(np.sum(a_full == b_full))
+
+
+def extreme_reference(extreme: Callable) -> Callable:
+    """Reference VJP of ``max``/``min``: the elements equal to the extreme share ``g`` equally."""
+    def reference(g, x, *, axis=None, keepdims=False):
+        hits = x == extreme(x, axis=axis, keepdims=True)
+        share = hits / np.sum(hits, axis=axis, keepdims=True)
+        if not keepdims:
+            g = np.expand_dims(g, axis=tuple(range(x.ndim)) if axis is None else axis)
+        return (g * share,)
+    return reference
+
+
+def extreme_ties(extreme: Callable) -> Callable:
+    """How many reduction groups hold a tie for their extreme."""
+    def count(x, *, axis=None, keepdims=False):
+        hits = x == extreme(x, axis=axis, keepdims=True)
+        return int(np.sum(np.sum(hits, axis=axis) > 1))
+    return count
+
+
+def pool_windows(x, window, padding, stride):
+    """For each output position ``(n, c, i, j)`` of max pooling, the in-image positions
+    ``(r, s)`` of its window in row-major order, by plain loops."""
+    (n, c, h, w), (kh, kw), (ph, pw) = x.shape, window, padding
+    sh, sw = stride or window
+    rows, cols = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    for b, ch, i, j in np.ndindex(n, c, rows, cols):
+        yield (b, ch, i, j), [(r, s) for r in range(i * sh - ph, i * sh - ph + kh)
+                              for s in range(j * sw - pw, j * sw - pw + kw) if 0 <= r < h and 0 <= s < w]
+
+
+def max_pool_reference(g, x, *, window, padding, stride, mode):
+    """Each window's first maximum in row-major order takes all of that window's ``g``."""
+    out = np.zeros_like(x)
+    for (b, ch, i, j), places in pool_windows(x, window, padding, stride):
+        values = [x[b, ch, r, s] for r, s in places]
+        r, s = places[values.index(max(values))]
+        out[b, ch, r, s] += g[b, ch, i, j]
+    return (out,)
+
+
+def max_pool_ties(x, *, window, padding, stride, mode) -> int:
+    """How many windows hold their maximum more than once."""
+    count = 0
+    for (b, ch, _, _), places in pool_windows(x, window, padding, stride):
+        values = [x[b, ch, r, s] for r, s in places]
+        count += values.count(max(values)) > 1
+    return count
+
+
+@dataclass(frozen=True)
+class TieSpec:
+    """A rule's convention at ties: ``draw`` gives examples whose values lie on a coarse grid,
+    ``ties(*args, **static)`` counts the ties in one (examples without any are rejected), and
+    ``reference(g, *args, **static)`` is the VJP of every argument, in numpy, by the convention."""
+
+    op: str
+    draw: Callable[[Draw], Drawn]
+    call: Callable
+    reference: Callable
+    ties: Callable
+
+
+TIE_SPECS: list[TieSpec] = [
+    TieSpec("maximum", binary(tied, tied), kn.maximum, share_ties(np.greater), elementwise_ties),
+    TieSpec("minimum", binary(tied, tied), kn.minimum, share_ties(np.less), elementwise_ties),
+    TieSpec("max", tied_reduction, kn.max, extreme_reference(np.max), extreme_ties(np.max)),
+    TieSpec("min", tied_reduction, kn.min, extreme_reference(np.min), extreme_ties(np.min)),
+    TieSpec("pool", pooling(tied, "max"), conv.pool, max_pool_reference, max_pool_ties),
 ]

@@ -23,29 +23,16 @@ softplus = PRIMITIVES["softplus"]
 logsumexp = PRIMITIVES["logsumexp"]
 
 
-def _shifted(x, axis: int):
-    """``x`` minus its maximum along ``axis``. softmax and logsoftmax do not change under the shift,
-    and computed from it they stay accurate for large scores (``x - logsumexp(x)`` loses digits
-    at 1e4 in float32). The maximum is an ordinary recorded op: its derivative cancels (exactly in
-    theory, to rounding in practice), so every order stays right. An all -inf group becomes nan,
-    as in torch; so does a group holding +inf."""
-    if x.shape[axis] == 0:
-        return x
-    return x - PRIMITIVES["max"](x, axis=axis, keepdims=True)
-
-
 def logsoftmax(x, axis: int = -1):
     """log(softmax(x)) along ``axis``, stable and accurate for large scores; an entry of -inf (a
     masked score) gives -inf and a finite gradient; an all -inf group gives nan (as torch)."""
-    s = _shifted(x, axis)
-    return s - logsumexp(s, axis=axis, keepdims=True)
+    return PRIMITIVES["logsoftmax"](x, axis=axis)
 
 
 def softmax(x, axis: int = -1):
     """exp(x) / sum(exp(x)) along ``axis``, from the max-shifted ``x`` (stable for large scores);
     an entry of -inf gets probability 0; an all -inf group gives nan (as torch)."""
-    e = PRIMITIVES["exp"](_shifted(x, axis))
-    return e / PRIMITIVES["sum"](e, axis=axis, keepdims=True)
+    return PRIMITIVES["softmax"](x, axis=axis)
 
 
 def dropout(x, p: float, rng: Any = None):

@@ -5,8 +5,8 @@ Coverage of the Array API standard 2025.12 (knetapi.namespace.COVERAGE, checked 
 18 creation and dtype functions, 3 missing (``conj``, ``real``, ``imag``: complex
 differentiation is not supported yet; knetapi.namespace.MISSING says why).
 Rules that are not standard functions: ``getitem`` (indexing), ``index_add`` (its scatter-add
-backward), ``logsumexp``, the activations ``relu``, ``sigm``, ``elu``, ``softplus``, and
-convolution and pooling: ``conv4``, ``deconv4``, ``conv4_w`` (conv4's weight gradient), ``pool``,
+backward), ``logsumexp``, the activations ``relu``, ``sigm``, ``elu``, ``softplus``, ``softmax``,
+``logsoftmax``, and convolution and pooling: ``conv4``, ``deconv4``, ``conv4_w`` (conv4's weight gradient), ``pool``,
 ``unpool``.
 """
 

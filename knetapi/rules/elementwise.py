@@ -15,7 +15,9 @@ Kinks, ties and edge points (the full list, with torch's choices, is in docs/des
   where ``a == 0`` and ``b >= 0`` (the limit for ``b > 0``; as torch);
 - ``atan2``, ``hypot``: 0 at the origin (``hypot`` like ``abs``; torch gives nan there);
 - ``logaddexp``: an argument that is ``-inf`` gets 0, also when both are (torch: nan);
-- ``copysign`` has no gradient with respect to its second argument (the sign).
+- ``copysign`` has no gradient with respect to its second argument (the sign); its rule reads the
+  sign from the output ``y``, which has the sign of ``b`` and is an array even when ``b`` is a
+  Python float.
 Untaken branches of ``where`` are fed safe inputs, so these rules stay finite at higher order.
 """
 
@@ -143,7 +145,7 @@ rule("minimum", lambda xp, g, y, a, b: _share(xp, g, a, b, a < b),
 rule("remainder", lambda xp, g, y, a, b: g,
                   lambda xp, g, y, a, b: -g * xp.floor_divide(a, b))
 rule("copysign", lambda xp, g, y, a, b:
-                 xp.where(a == 0, 0.0, xp.where(xp.signbit(a) == xp.signbit(b), g, -g)),
+                 xp.where(a == 0, 0.0, xp.where(xp.signbit(a) == xp.signbit(y), g, -g)),
                  None)
 
 rule("where", None,
