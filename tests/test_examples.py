@@ -267,8 +267,15 @@ def test_benchmark_reports_missing_data_and_frameworks(tmp_path):
     empty.mkdir()
     out, results = run_benchmark(tmp_path, empty, "--models", "linreg", "softmax",
                                  "--frameworks", "knetapi-numpy", "jax")
-    by = {(c["model"], c["framework"].split()[0]): c["status"] for c in results["cells"]}
-    assert by["linreg", "knetapi"] == "ok"
-    assert by["softmax", "knetapi"].startswith("skipped: no MNIST data")
+    by = {(c["model"], c["framework"].split()[0]): c for c in results["cells"]}
+    assert by["linreg", "knetapi"]["status"] == "ok"
+    assert by["softmax", "knetapi"]["status"].startswith("skipped: no MNIST data")
     if importlib.util.find_spec("jax") is None:
-        assert "not installed" in out
+        assert by["linreg", "jax"]["status"] == "not installed" and "jax: not installed" in out
+    else:
+        # JAX ran LinReg from the same weights on the same batch as knetapi, and skipped softmax
+        assert by["linreg", "JAX"]["framework"] == "JAX (jit)" and by["linreg", "JAX"]["status"] == "ok"
+        assert by["linreg", "JAX"]["steps"] == 2 and by["linreg", "JAX"]["seconds"] > 0
+        assert by["linreg", "JAX"]["first_step_loss"] == pytest.approx(
+            by["linreg", "knetapi"]["first_step_loss"], rel=1e-5)
+        assert by["softmax", "JAX"]["status"].startswith("skipped: no MNIST data")

@@ -202,10 +202,15 @@ def _nan_leaves(param: Any, root: str) -> list[str]:
 
 
 def _host_dot(tree: Any, direction: Any, absolute: bool = False) -> float:
+    """``sum <leaf, direction leaf>`` (of absolute values with ``absolute``) in float64 on the
+    host; each array leaf is cast to float64 on its backend first (numpy has no bfloat16)."""
     total = 0.0
     for x, d in zip(leaves(tree), leaves(direction)):
-        x = np.asarray(x, dtype=np.float64) if isinstance(x, float) \
-            else to_numpy(x).astype(np.float64)
+        if isinstance(x, float):
+            x = np.float64(x)
+        else:
+            xp = registry.backend_of(x).ns
+            x = to_numpy(xp.astype(x, xp.float64))
         total += float(np.sum(np.abs(x) * np.abs(d)) if absolute else np.sum(x * d))
     return total
 
