@@ -227,6 +227,12 @@ def _torch_index_add(base, values, *, key):
     return flat.reshape(base.shape)
 
 
+def _index(x, key):
+    """``x[key]``: a traced value's operator, or ``kn.getitem`` for a raw array (a value computed
+    from constants only), since torch's own ``[]`` refuses negative steps."""
+    return x[key] if isinstance(x, kn.Traced) else kn.getitem(x, key=key)
+
+
 def _float32_round_trip(x):
     xp = kn.array_namespace(x)          # the recording namespace of a traced x, with its dtypes
     return kn.astype(kn.astype(x, xp.float32), xp.float64)
@@ -268,7 +274,7 @@ IMPLS: dict[str, Impl] = {
     "concat": Impl(lambda *xs, axis: kn.concat(list(xs), axis=axis), _torch_concat),
     "stack": Impl(lambda *xs, axis: kn.stack(list(xs), axis=axis),
                   lambda *xs, axis: torch.stack(xs, dim=axis)),
-    "getitem": Impl(lambda x, key: x[key], lambda x, key: _gather(x, lambda p: p[_numpy_key(key)])),
+    "getitem": Impl(_index, lambda x, key: _gather(x, lambda p: p[_numpy_key(key)])),
     "mask": Impl(lambda x, c, threshold: x[c > threshold],
                  lambda x, c, threshold: _gather(x, lambda p: p[(c > threshold).numpy()])),
     "take": Impl(lambda x, indices, axis: kn.take(x, indices, axis=axis),

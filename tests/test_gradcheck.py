@@ -418,3 +418,19 @@ def test_the_text_of_a_report():
     assert failed.startswith("gradcheck of f with respect to argument(s) 0, 2 (float64): FAILED. ")
     assert "error 0.5, relative error 0.2, above the tolerance 0.25" in failed
     assert failed.endswith("(atol 1e-07, rtol 1e-05). Problems: one; two.")
+
+
+@primitive
+def nan_beside_one(x):
+    return np.where(x == 1.0, 0.0, np.nan)
+
+
+defvjp(nan_beside_one, lambda dy, y, x: dy * 0.0)
+
+
+def test_a_function_that_is_nan_beside_the_point_fails_with_an_infinite_relative_error():
+    """The gradient is 0 there, so the scale is 0, but the difference quotient is NaN: the report
+    fails, and its relative error says so (inf), rather than a 0 that reads as agreement."""
+    report = kn.gradcheck(lambda x: kn.sum(nan_beside_one(x)), np.ones(2))
+    assert not report and report.analytic == 0.0 and np.isnan(report.numeric)
+    assert report.relative_error == float("inf")

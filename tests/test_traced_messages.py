@@ -26,6 +26,8 @@ REFUSALS = [
                                  f"use kn.add(...), {BUILD_NEW}"),
     (lambda x: np.exp(x, out=np.zeros(2)), f"numpy.exp cannot record on knetapi's tape with out=; use "
                                            f"kn.exp(...), {BUILD_NEW}"),
+    (lambda x: np.exp(x, out=np.zeros(2), casting="unsafe"),
+     f"numpy.exp cannot record on knetapi's tape with out, casting=; use kn.exp(...), {BUILD_NEW}"),
     (lambda x: np.spacing(x), f"numpy.spacing cannot record on knetapi's tape on a traced value; use "
                               f"kn.<function> (kn.STANDARD_FUNCTIONS), {BUILD_NEW}"),
     (lambda x: np.asarray(x), "a knetapi traced value cannot become a numpy array inside grad (the tape "
@@ -44,7 +46,8 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize("use, message", REFUSALS,
-                         ids=["float", "complex", "ufunc method", "out=", "ufunc without a kn function",
+                         ids=["float", "complex", "ufunc method", "out=", "two keywords",
+                              "ufunc without a kn function",
                               "asarray", "array function", "dlpack", "len of 0-d", "iter of 0-d",
                               "item assignment"])
 def test_a_traced_value_refuses_with_the_fix(use, message):
