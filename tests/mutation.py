@@ -1,8 +1,9 @@
 """Mutation testing of knetapi's core with mutmut: do the tests catch what they claim to?
 
-    ./run mutation                       # every target below (about an hour on 2 cores)
-    ./run mutation knetapi/cotangent.py  # some of them
-    ./run mutation --list                # the targets and the tests each one runs
+    .venv/bin/pip install mutmut                           # once: not in any extra yet
+    .venv/bin/python tests/mutation.py                     # every target below (about an hour)
+    .venv/bin/python tests/mutation.py knetapi/cotangent.py  # some of them
+    .venv/bin/python tests/mutation.py --list              # the targets and the tests each runs
 
 Not part of CI. For each target file, mutmut changes one thing at a time in it (an operator, a
 constant, a condition, a returned value: a *mutant*) and runs the tests that call the changed
@@ -16,8 +17,8 @@ time inside processes that imported knetapi before, so code that ran at import (
 ``rule(...)`` rows and the primitives they make) or was cached keeps its original behaviour there:
 each survivor is therefore written into the copy's source and the tests run again in a fresh
 process ("killed in a fresh process" when they fail). The counts and every survivor's diff go to
-``build/mutation/report.md``; docs/mutation.md records the last full run, with each survivor killed
-by a test since or explained (an *equivalent* mutant, which no test can kill).
+``build/mutation/report.md``. A full run's result is not recorded in docs/ yet (issue 16): each
+survivor is to be killed by a test or explained (an *equivalent* mutant, which no test can kill).
 
 mutmut only mutates code inside functions and methods: a rule table's lambdas, written at module
 level, are not mutated (the named helpers they call are).
